@@ -1,0 +1,130 @@
+// Package audit writes and reads the audit trail: who did what to which
+// object, when, from where, and whether it was allowed. Every change in
+// callroom writes its audit event in the same transaction as the change, so
+// the trail never claims something that did not happen nor misses something
+// that did.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// Outcome says whether the audited action happened.
+type Outcome string
+
+const (
+	Success Outcome = "success"
+	Failure Outcome = "failure" // attempted and failed (bad password, invalid input)
+	Denied  Outcome = "denied"  // refused for lack of permission
+)
+
+// Actor is who acts and from where. The zero UserID means the system itself
+// (a River job) or a caller that could not be identified.
+type Actor struct {
+	UserID     uuid.UUID
+	ClientAddr string
+}
+
+// System is the actor for work callroom does on its own (escalation steps,
+// retention).
+var System = Actor{}
+
+// Event is one row of the audit trail.
+type Event struct {
+	ID         int64          `json:"id" db:"id"`
+	At         time.Time      `json:"at" db:"at"`
+	ActorID    *uuid.UUID     `json:"actor_id,omitempty" db:"actor_id"`
+	Action     string         `json:"action" db:"action"`
+	ObjectType string         `json:"object_type" db:"object_type"`
+	ObjectID   string         `json:"object_id" db:"object_id"`
+	Outcome    Outcome        `json:"outcome" db:"outcome"`
+	ClientAddr string         `json:"client_addr" db:"client_addr"`
+	PatientRef *string        `json:"patient_ref,omitempty" db:"patient_ref"`
+	Details    map[string]any `json:"details,omitempty" db:"details"`
+}
+
+// Entry is what a caller records; the rest is filled in.
+type Entry struct {
+	Action     string
+	ObjectType string
+	ObjectID   string
+	Outcome    Outcome // Success when empty
+	PatientRef string
+	Details    map[string]any // no PHI: ids, counts, reasons
+}
+
+// Record appends e, done by a, using q, which should be the transaction that
+// makes the change being recorded.
+func Record(ctx context.Context, q pg.Querier, a Actor, e Entry) error {
+	if e.Outcome == "" {
+		e.Outcome = Success
+	}
+	var actor *uuid.UUID
+	if a.UserID != uuid.Nil {
+		actor = &a.UserID
+	}
+	var patient *string
+	if e.PatientRef != "" {
+		patient = &e.PatientRef
+	}
+	details := []byte("{}")
+	if len(e.Details) > 0 {
+		b, err := json.Marshal(e.Details)
+		if err != nil {
+			return err
+		}
+		details = b
+	}
+	_, err := q.Exec(ctx, `INSERT INTO audit_events
+		(actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		actor, e.Action, e.ObjectType, e.ObjectID, e.Outcome, a.ClientAddr, patient, details)
+	return err
+}
+
+// Filter narrows List.
+type Filter struct {
+	ActorID    *uuid.UUID
+	Action     string
+	ObjectType string
+	ObjectID   string
+	PatientRef string
+	From, To   time.Time
+	Limit      int
+}
+
+// List returns events matching f, oldest first.
+func List(ctx context.Context, q pg.Querier, f Filter) ([]Event, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	var from, to *time.Time
+	if !f.From.IsZero() {
+		from = &f.From
+	}
+	if !f.To.IsZero() {
+		to = &f.To
+	}
+	rows, err := q.Query(ctx, `SELECT id, at, actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details
+		FROM audit_events
+		WHERE ($1::uuid IS NULL OR actor_id = $1)
+		  AND ($2 = '' OR action = $2)
+		  AND ($3 = '' OR object_type = $3)
+		  AND ($4 = '' OR object_id = $4)
+		  AND ($5 = '' OR patient_ref = $5)
+		  AND ($6::timestamptz IS NULL OR at >= $6)
+		  AND ($7::timestamptz IS NULL OR at < $7)
+		ORDER BY id LIMIT $8`,
+		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByName[Event])
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond Go and PostgreSQL, on a fresh
+# Debian machine. Idempotent and quiet when everything is present.
+set -euo pipefail
+
+need=()
+/usr/bin/python3 -c 'import icalendar' 2>/dev/null || need+=(python3-icalendar)
+
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "test-deps: missing Debian packages: ${need[*]} (install them with apt-get as root)" >&2
+  exit 1
+fi
+echo "test-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${need[@]}" >&2

@@ -1,0 +1,70 @@
+// Package worker builds callroom's River client: the queues that run every
+// timed and asynchronous piece of work (escalation steps, notifications, FHIR
+// processing, retention) as jobs stored in PostgreSQL, so that work survives
+// a crash and is shared by every running instance.
+package worker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Queue names. Escalation has its own queue so a burst of notifications or
+// FHIR work never delays an escalation step.
+const (
+	QueueDefault    = river.QueueDefault
+	QueueEscalation = "escalation"
+	QueueNotify     = "notify"
+	QueueFHIR       = "fhir"
+)
+
+// Client is the River client callroom uses everywhere.
+type Client = river.Client[pgx.Tx]
+
+// Config says what the client runs.
+type Config struct {
+	Pool     *pgxpool.Pool
+	Log      *slog.Logger
+	Workers  *river.Workers
+	Periodic []*river.PeriodicJob
+	// InsertOnly builds a client that inserts jobs but runs none (the CLI).
+	InsertOnly bool
+	// EscalationPoll is how often the escalation queue polls for due jobs.
+	// River's scheduler promotes scheduled jobs only every 5 s (looking 5 s
+	// ahead), so for a step due 5 s or more from now, the poll interval is
+	// what decides how late it fires. 50 ms gives ~60 ms worst-case lateness.
+	EscalationPoll time.Duration
+}
+
+// New returns a River client for cfg.
+func New(cfg Config) (*Client, error) {
+	rc := &river.Config{
+		Logger:       cfg.Log,
+		Workers:      cfg.Workers,
+		PeriodicJobs: cfg.Periodic,
+		JobTimeout:   time.Minute,
+	}
+	if !cfg.InsertOnly {
+		poll := cfg.EscalationPoll
+		if poll <= 0 {
+			poll = 50 * time.Millisecond
+		}
+		// The default FetchCooldown (100 ms) caps a queue at MaxWorkers per
+		// 100 ms and adds ~50 ms to every pickup; paging cannot afford that.
+		rc.Queues = map[string]river.QueueConfig{
+			QueueEscalation: {MaxWorkers: 20, FetchPollInterval: poll, FetchCooldown: 2 * time.Millisecond},
+			QueueNotify:     {MaxWorkers: 30, FetchPollInterval: 100 * time.Millisecond, FetchCooldown: 5 * time.Millisecond},
+			QueueFHIR:       {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
+			QueueDefault:    {MaxWorkers: 10},
+		}
+	} else {
+		rc.Workers = nil
+		rc.PeriodicJobs = nil
+	}
+	return river.NewClient(riverpgxv5.New(cfg.Pool), rc)
+}
