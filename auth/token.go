@@ -28,6 +28,14 @@ const (
 // ErrUnauthenticated means the credential is missing, unknown, expired or revoked.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
+// NewSecret returns a new random secret starting with prefix, and the hash
+// to store in its place. Other packages use it for their own capability URLs
+// (calendar feeds, email reply addresses).
+func NewSecret(prefix string) (secret string, hash []byte) { return newSecret(prefix) }
+
+// HashSecret is the stored form of a secret made by NewSecret.
+func HashSecret(secret string) []byte { return hashSecret(secret) }
+
 func newSecret(prefix string) (secret string, hash []byte) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {

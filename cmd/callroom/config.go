@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+)
+
+// config is every setting, read from the environment and overridden by flags.
+type config struct {
+	databaseURL     string
+	dbMaxConns      int
+	httpAddr        string
+	publicURL       string
+	logLevel        slog.Level
+	logFormat       string
+	sessionIdle     time.Duration
+	sessionLifetime time.Duration
+	escalationPoll  time.Duration
+	shutdownTimeout time.Duration
+	smtpRelay       string
+	smtpFrom        string
+	smtpUsername    string
+	smtpPassword    string
+	smtpHelo        string
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// flags registers the settings a command uses on fs and returns a function
+// that validates them after parsing.
+func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *config, func() error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.databaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL)")
+	fs.IntVar(&cfg.dbMaxConns, "db-max-conns", envInt("CALLROOM_DB_MAX_CONNS", 20), "database pool size (env CALLROOM_DB_MAX_CONNS)")
+	level := fs.String("log-level", env("CALLROOM_LOG_LEVEL", "info"), "debug, info, warn or error (env CALLROOM_LOG_LEVEL)")
+	fs.StringVar(&cfg.logFormat, "log-format", env("CALLROOM_LOG_FORMAT", "json"), "json or text (env CALLROOM_LOG_FORMAT)")
+	if withServer {
+		fs.StringVar(&cfg.httpAddr, "http-addr", env("CALLROOM_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env CALLROOM_HTTP_ADDR)")
+		fs.StringVar(&cfg.publicURL, "public-url", env("CALLROOM_PUBLIC_URL", ""), "URL users reach callroom at (env CALLROOM_PUBLIC_URL; default http://HTTP_ADDR)")
+		fs.DurationVar(&cfg.sessionIdle, "session-idle", envDuration("CALLROOM_SESSION_IDLE", 15*time.Minute), "sign out after this long idle (env CALLROOM_SESSION_IDLE)")
+		fs.DurationVar(&cfg.sessionLifetime, "session-lifetime", envDuration("CALLROOM_SESSION_LIFETIME", 12*time.Hour), "sign out after this long regardless (env CALLROOM_SESSION_LIFETIME)")
+		fs.DurationVar(&cfg.escalationPoll, "escalation-poll", envDuration("CALLROOM_ESCALATION_POLL", 50*time.Millisecond), "how often the escalation queue looks for due steps (env CALLROOM_ESCALATION_POLL)")
+		fs.StringVar(&cfg.smtpRelay, "smtp-relay", env("CALLROOM_SMTP_RELAY", ""), "host:port of the SMTP relay for email notifications; STARTTLS is required unless it is loopback (env CALLROOM_SMTP_RELAY)")
+		fs.StringVar(&cfg.smtpFrom, "smtp-from", env("CALLROOM_SMTP_FROM", "callroom@localhost"), "From address of notification email (env CALLROOM_SMTP_FROM)")
+		fs.StringVar(&cfg.smtpHelo, "smtp-helo", env("CALLROOM_SMTP_HELO", "localhost"), "name this host gives the relay (env CALLROOM_SMTP_HELO)")
+		cfg.smtpUsername = os.Getenv("CALLROOM_SMTP_USERNAME")
+		cfg.smtpPassword = os.Getenv("CALLROOM_SMTP_PASSWORD")
+		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CALLROOM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long SIGTERM waits for requests and jobs to finish (env CALLROOM_SHUTDOWN_TIMEOUT)")
+	}
+	check := func() error {
+		if cfg.databaseURL == "" {
+			return errors.New("no database: set DATABASE_URL or pass --database-url (or use 'make run', which starts a private PostgreSQL)")
+		}
+		if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		if cfg.dbMaxConns < 2 {
+			return errors.New("--db-max-conns must be at least 2")
+		}
+		if withServer {
+			if cfg.publicURL == "" {
+				cfg.publicURL = "http://" + cfg.httpAddr
+			}
+			u, err := url.Parse(cfg.publicURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("--public-url %q: want an absolute http(s) URL", cfg.publicURL)
+			}
+			if cfg.sessionIdle <= 0 || cfg.sessionLifetime < cfg.sessionIdle {
+				return errors.New("--session-idle must be positive and no longer than --session-lifetime")
+			}
+		}
+		return nil
+	}
+	return fs, cfg, check
+}

@@ -1,0 +1,78 @@
+package escalation
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/notify"
+	"github.com/callroom/callroom/worker"
+)
+
+// Notification is one attempt to reach one person over one channel for one
+// step of a page. Its status moves queued -> sent -> delivered -> read, or
+// ends failed (with a reason) or cancelled (the page was answered first).
+type Notification struct {
+	ID              uuid.UUID  `json:"id" db:"id"`
+	UserID          uuid.UUID  `json:"user_id" db:"user_id"`
+	ContactMethodID *uuid.UUID `json:"contact_method_id,omitempty" db:"contact_method_id"`
+	Channel         string     `json:"channel" db:"channel"`
+	Round           int        `json:"round" db:"round"`
+	Step            int        `json:"step" db:"step"`
+	Status          string     `json:"status" db:"status"`
+	Reason          string     `json:"reason,omitempty" db:"reason"`
+	DueAt           time.Time  `json:"due_at" db:"due_at"`
+	CreatedAt       time.Time  `json:"created_at" db:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at" db:"updated_at"`
+	Attempts        int        `json:"attempts" db:"attempts"`
+}
+
+// Steps used on notifications that are not part of the policy's ladder.
+const (
+	stepFallback = -1 // the fallback target's alarm
+	stepDirect   = -2 // a page sent straight to a person
+)
+
+func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notification, error) {
+	rows, _ := q.Query(ctx, `SELECT id, user_id, contact_method_id, channel, round, step, status, reason, due_at, created_at, updated_at, attempts
+		FROM notifications WHERE page_id = $1 ORDER BY created_at, due_at, id`, pageID)
+	return pgx.CollectRows(rows, pgx.RowToStructByName[Notification])
+}
+
+// notifyUsers plans and queues notifications to users for (round, step):
+// one row and one delivery job per contact method, due after the rule's
+// delay. A second call for the same step and contact method does nothing,
+// so two rules on one method, or a retried step, never notify twice.
+func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step int, users []uuid.UUID, now time.Time) (int, error) {
+	plan, err := notify.Plan(ctx, tx, users, p.Priority.urgent())
+	if err != nil {
+		return 0, err
+	}
+	var jobs []river.InsertManyParams
+	for _, pl := range plan {
+		due := now.Add(pl.Delay)
+		var id uuid.UUID
+		err := tx.QueryRow(ctx, `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id`,
+			p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due).Scan(&id)
+		if err == pgx.ErrNoRows {
+			continue // already queued for this step
+		}
+		if err != nil {
+			return 0, err
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
+			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: deliverAttempts,
+		}})
+	}
+	if len(jobs) > 0 {
+		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return 0, err
+		}
+	}
+	return len(jobs), nil
+}

@@ -1,0 +1,340 @@
+package escalation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/callroom/callroom"
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/worker"
+)
+
+// Priority is FHIR's request priority code.
+type Priority string
+
+const (
+	Routine Priority = "routine"
+	Urgent  Priority = "urgent"
+	ASAP    Priority = "asap"
+	Stat    Priority = "stat"
+)
+
+// urgent pages use every contact method at once instead of waiting out the
+// recipient's notification rules.
+func (p Priority) urgent() bool { return p == Stat || p == ASAP }
+
+// Status is where a page is in its life.
+type Status string
+
+const (
+	Open         Status = "open"
+	Acknowledged Status = "acknowledged"
+	Resolved     Status = "resolved"
+	Cancelled    Status = "cancelled"
+	Unanswered   Status = "unanswered"
+)
+
+// Page is a request for a clinician's attention.
+type Page struct {
+	ID             uuid.UUID  `json:"id" db:"id"`
+	ServiceID      *uuid.UUID `json:"service_id,omitempty" db:"service_id"`
+	ServiceName    *string    `json:"service_name,omitempty" db:"service_name"`
+	UserID         *uuid.UUID `json:"user_id,omitempty" db:"user_id"`
+	Priority       Priority   `json:"priority" db:"priority"`
+	Summary        string     `json:"summary" db:"summary"`
+	Body           string     `json:"body" db:"body"`
+	PatientRef     *string    `json:"patient_ref,omitempty" db:"patient_ref"`
+	EncounterRef   *string    `json:"encounter_ref,omitempty" db:"encounter_ref"`
+	DedupKey       *string    `json:"dedup_key,omitempty" db:"dedup_key"`
+	Status         Status     `json:"status" db:"status"`
+	Step           int        `json:"step" db:"step"`
+	Round          int        `json:"round" db:"round"`
+	NextStepAt     *time.Time `json:"next_step_at,omitempty" db:"next_step_at"`
+	CreatedBy      *uuid.UUID `json:"created_by,omitempty" db:"created_by"`
+	CreatedAt      time.Time  `json:"created_at" db:"created_at"`
+	AcknowledgedBy *uuid.UUID `json:"acknowledged_by,omitempty" db:"acknowledged_by"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty" db:"acknowledged_at"`
+	ResolvedBy     *uuid.UUID `json:"resolved_by,omitempty" db:"resolved_by"`
+	ResolvedAt     *time.Time `json:"resolved_at,omitempty" db:"resolved_at"`
+	UpdatedAt      time.Time  `json:"updated_at" db:"updated_at"`
+
+	policyID  *uuid.UUID
+	nextJobID *int64
+}
+
+// PageDetail is a page with its timeline and notifications.
+type PageDetail struct {
+	Page
+	Timeline      []TimelineEntry `json:"timeline"`
+	Notifications []Notification  `json:"notifications"`
+}
+
+// NewPage is what sending a page takes: a service or a user, a priority and
+// a summary; the rest is optional.
+type NewPage struct {
+	ServiceID    *uuid.UUID `json:"service_id,omitempty"`
+	UserID       *uuid.UUID `json:"user_id,omitempty"`
+	Priority     Priority   `json:"priority"`
+	Summary      string     `json:"summary"`
+	Body         string     `json:"body,omitempty"`
+	PatientRef   string     `json:"patient_ref,omitempty"`
+	EncounterRef string     `json:"encounter_ref,omitempty"`
+	DedupKey     string     `json:"dedup_key,omitempty"`
+}
+
+// Limits on what a page says.
+const (
+	MaxSummary = 200
+	MaxBody    = 10000
+)
+
+// A FHIR literal relative reference: Type/id, id per FHIR's id datatype.
+var (
+	patientRef   = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
+	encounterRef = regexp.MustCompile(`^Encounter/[A-Za-z0-9\-.]{1,64}$`)
+)
+
+func (in *NewPage) validate() error {
+	if (in.ServiceID == nil) == (in.UserID == nil) {
+		return callroom.Invalid("service_id", "page either a service (service_id) or a person (user_id)")
+	}
+	switch in.Priority {
+	case Routine, Urgent, ASAP, Stat:
+	case "":
+		return callroom.Invalid("priority", "is required: routine, urgent, asap or stat")
+	default:
+		return callroom.Invalid("priority", "must be routine, urgent, asap or stat")
+	}
+	in.Summary = strings.TrimSpace(in.Summary)
+	if in.Summary == "" {
+		return callroom.Invalid("summary", "is required")
+	}
+	if utf8.RuneCountInString(in.Summary) > MaxSummary {
+		return callroom.Invalid("summary", "is longer than %d characters", MaxSummary)
+	}
+	if utf8.RuneCountInString(in.Body) > MaxBody {
+		return callroom.Invalid("body", "is longer than %d characters", MaxBody)
+	}
+	if in.PatientRef != "" && !patientRef.MatchString(in.PatientRef) {
+		return callroom.Invalid("patient_ref", "must be a FHIR reference such as Patient/123")
+	}
+	if in.EncounterRef != "" && !encounterRef.MatchString(in.EncounterRef) {
+		return callroom.Invalid("encounter_ref", "must be a FHIR reference such as Encounter/456")
+	}
+	if len(in.DedupKey) > 200 {
+		return callroom.Invalid("dedup_key", "is longer than 200 bytes")
+	}
+	return nil
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+const pageColumns = `p.id, p.service_id, (SELECT name FROM services WHERE id = p.service_id) AS service_name, p.user_id,
+	p.priority, p.summary, p.body, p.patient_ref, p.encounter_ref, p.dedup_key, p.status, p.step, p.round, p.next_step_at,
+	p.created_by, p.created_at, p.acknowledged_by, p.acknowledged_at, p.resolved_by, p.resolved_at, p.updated_at,
+	p.policy_id, p.next_job_id`
+
+func scanPage(row pgx.CollectableRow) (Page, error) {
+	var p Page
+	err := row.Scan(&p.ID, &p.ServiceID, &p.ServiceName, &p.UserID, &p.Priority, &p.Summary, &p.Body, &p.PatientRef,
+		&p.EncounterRef, &p.DedupKey, &p.Status, &p.Step, &p.Round, &p.NextStepAt, &p.CreatedBy, &p.CreatedAt,
+		&p.AcknowledgedBy, &p.AcknowledgedAt, &p.ResolvedBy, &p.ResolvedAt, &p.UpdatedAt, &p.policyID, &p.nextJobID)
+	return p, err
+}
+
+func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, error) {
+	sql := `SELECT ` + pageColumns + ` FROM pages p WHERE p.id = $1`
+	if lock {
+		sql += ` FOR UPDATE OF p`
+	}
+	rows, _ := q.Query(ctx, sql, id)
+	p, err := pgx.CollectExactlyOneRow(rows, scanPage)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("page: %w", callroom.ErrNotFound)
+	}
+	return p, err
+}
+
+// Create sends a page. The page row, its audit event, the first timeline
+// entry and the job that fires its first step commit together or not at all.
+// A page with the dedup key of an open page to the same service returns that
+// page instead, with created false.
+func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page, created bool, err error) {
+	if err := in.validate(); err != nil {
+		return Page{}, false, err
+	}
+	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		var policyID *uuid.UUID
+		target := in.UserID
+		if in.ServiceID != nil {
+			var pid uuid.UUID
+			err := tx.QueryRow(ctx, `SELECT escalation_policy_id FROM services WHERE id = $1`, *in.ServiceID).Scan(&pid)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return callroom.Invalid("service_id", "no such service")
+			}
+			if err != nil {
+				return err
+			}
+			policyID, target = &pid, in.ServiceID
+		} else {
+			var active bool
+			err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *in.UserID).Scan(&active)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
+				return callroom.Invalid("user_id", "no active user with this id")
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if in.DedupKey != "" {
+			existing, err := openByDedupKey(ctx, tx, *target, in.DedupKey)
+			if err == nil {
+				p = existing
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		var id uuid.UUID
+		err := tx.QueryRow(ctx, `INSERT INTO pages (service_id, user_id, policy_id, priority, summary, body, patient_ref, encounter_ref, dedup_key, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			in.ServiceID, in.UserID, policyID, in.Priority, in.Summary, in.Body, nullString(in.PatientRef),
+			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID)).Scan(&id)
+		if pg.IsUniqueViolation(err, "pages_dedup_key") {
+			// Another request with the same key committed first.
+			return errDedupRace
+		}
+		if err != nil {
+			return err
+		}
+		if err := addTimeline(ctx, tx, id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)}); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
+			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
+			return err
+		}
+		// The first step fires now, as a job: a crash after commit still fires it.
+		if err := s.scheduleStep(ctx, tx, id, 0, 0, s.now()); err != nil {
+			return err
+		}
+		if p, err = getPage(ctx, tx, id, false); err != nil {
+			return err
+		}
+		created = true
+		return s.publish(ctx, tx, p, nil)
+	})
+	if errors.Is(err, errDedupRace) {
+		var target uuid.UUID
+		if in.ServiceID != nil {
+			target = *in.ServiceID
+		} else {
+			target = *in.UserID
+		}
+		p, err = openByDedupKey(ctx, s.db, target, in.DedupKey)
+		return p, false, err
+	}
+	return p, created, err
+}
+
+var errDedupRace = errors.New("dedup race")
+
+func openByDedupKey(ctx context.Context, q pg.Querier, target uuid.UUID, key string) (Page, error) {
+	rows, _ := q.Query(ctx, `SELECT `+pageColumns+` FROM pages p
+		WHERE coalesce(p.service_id, p.user_id) = $1 AND p.dedup_key = $2 AND p.status IN ('open', 'acknowledged')`, target, key)
+	return pgx.CollectExactlyOneRow(rows, scanPage)
+}
+
+func nullUser(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// scheduleStep inserts the job that fires (round, step) at due and records
+// it on the page, so acknowledging can cancel it in its own transaction.
+func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, due time.Time) error {
+	res, err := s.river.InsertTx(ctx, tx, StepArgs{PageID: pageID, Round: round, Step: step}, &river.InsertOpts{
+		Queue: worker.QueueEscalation, ScheduledAt: due, MaxAttempts: 25,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE pages SET next_job_id = $2, next_step_at = $3, updated_at = now() WHERE id = $1`,
+		pageID, res.Job.ID, due)
+	return err
+}
+
+// publish tells the sender and everyone notified that the page changed.
+// Events carry ids only, never the page's text.
+func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUID) error {
+	rows, _ := tx.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE page_id = $1`, p.ID)
+	users, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	users = append(users, extra...)
+	if p.CreatedBy != nil {
+		users = append(users, *p.CreatedBy)
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	return events.Publish(ctx, tx, users, "page.updated", map[string]any{"page_id": p.ID, "status": p.Status, "priority": p.Priority})
+}
+
+// Filter narrows List.
+type Filter struct {
+	Status    Status
+	ServiceID *uuid.UUID
+	Limit     int
+	Before    *time.Time // created before, for paging through history
+}
+
+// List returns pages newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Page, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	rows, _ := s.db.Query(ctx, `SELECT `+pageColumns+` FROM pages p
+		WHERE ($1 = '' OR p.status = $1) AND ($2::uuid IS NULL OR p.service_id = $2) AND ($3::timestamptz IS NULL OR p.created_at < $3)
+		ORDER BY p.created_at DESC, p.id LIMIT $4`, string(f.Status), f.ServiceID, f.Before, f.Limit)
+	return pgx.CollectRows(rows, scanPage)
+}
+
+// Get returns a page with its timeline and notifications.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (PageDetail, error) {
+	var d PageDetail
+	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		p, err := getPage(ctx, tx, id, false)
+		if err != nil {
+			return err
+		}
+		d.Page = p
+		if d.Timeline, err = timeline(ctx, tx, id); err != nil {
+			return err
+		}
+		d.Notifications, err = notifications(ctx, tx, id)
+		return err
+	})
+	return d, err
+}

@@ -1,0 +1,235 @@
+package escalation
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/worker"
+)
+
+// DirectPageTimeout is how long a page sent straight to a person waits for
+// an acknowledgement before it is marked unanswered and the sender is told.
+const DirectPageTimeout = 10 * time.Minute
+
+// StepArgs fires one step of one page's escalation. Jobs are unique by
+// (page, round, step): a step can be scheduled once.
+type StepArgs struct {
+	PageID uuid.UUID `json:"page_id"`
+	Round  int       `json:"round"`
+	Step   int       `json:"step"`
+}
+
+func (StepArgs) Kind() string { return "escalation.step" }
+
+// StepWorker runs StepArgs jobs.
+type StepWorker struct {
+	river.WorkerDefaults[StepArgs]
+	Store *Store
+}
+
+// Work fires the step unless it has become moot. The page row is locked and
+// the job must still be the page's pending job: an acknowledgement, a
+// resolution or a manual escalation that committed first has replaced or
+// cancelled it. The job completes in the same transaction as the step's
+// effects, so a crash re-runs either both or neither.
+func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
+	s := w.Store
+	return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		p, err := getPage(ctx, tx, job.Args.PageID, true)
+		if err != nil {
+			return err
+		}
+		if (p.Status == Open) && p.nextJobID != nil && *p.nextJobID == job.ID {
+			if err := s.fire(ctx, tx, p, job.Args.Round, job.Args.Step, job.ScheduledAt, s.now()); err != nil {
+				return err
+			}
+		}
+		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		return err
+	})
+}
+
+// fire runs step (round, step) of p's policy at now. A step whose targets
+// resolve to nobody is recorded, alarms the fallback, and is skipped at once
+// rather than waited out. Past the last step the chain repeats, or the page
+// becomes unanswered and the fallback is alarmed.
+func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, due, now time.Time) error {
+	if p.UserID != nil {
+		return s.fireDirect(ctx, tx, p, step, due, now)
+	}
+	policy, err := loadPolicy(ctx, tx, *p.policyID)
+	if err != nil {
+		return err
+	}
+	for guard := 0; guard <= (len(policy.Steps)+1)*(policy.Repeat+1); guard++ {
+		if step >= len(policy.Steps) {
+			if round < policy.Repeat {
+				round, step = round+1, 0
+				if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "repeated", Round: &round}); err != nil {
+					return err
+				}
+				continue
+			}
+			return s.unanswered(ctx, tx, p, round, policy.Fallback, now)
+		}
+		users, empty, err := s.resolve(ctx, tx, policy.Steps[step].Targets, now)
+		if err != nil {
+			return err
+		}
+		if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "step", Round: ptr(round), Step: ptr(step), DueAt: &due}); err != nil {
+			return err
+		}
+		if len(users) == 0 {
+			detail := "no one on call for " + strings.Join(empty, ", ")
+			s.log.Warn("escalation step reached nobody", "page_id", p.ID, "step", step, "round", round)
+			if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_one_on_call", Round: ptr(round), Step: ptr(step), Detail: detail}); err != nil {
+				return err
+			}
+			if err := s.alarmFallback(ctx, tx, p, round, policy.Fallback, now, detail); err != nil {
+				return err
+			}
+			step, due = step+1, now
+			continue
+		}
+		if _, err := s.notifyUsers(ctx, tx, p, round, step, users, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE pages SET step = $2, round = $3 WHERE id = $1`, p.ID, step, round); err != nil {
+			return err
+		}
+		next := now.Add(time.Duration(policy.Steps[step].DelaySeconds) * time.Second)
+		if err := s.scheduleStep(ctx, tx, p.ID, round, step+1, next); err != nil {
+			return err
+		}
+		p.Step, p.Round = step, round
+		return s.publish(ctx, tx, p, nil)
+	}
+	return fmt.Errorf("page %s: escalation did not settle", p.ID)
+}
+
+// fireDirect handles a page sent to one person: notify them at step 0; if
+// they have not answered by DirectPageTimeout, the page is unanswered and
+// the sender hears so through their event stream.
+func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, step int, due, now time.Time) error {
+	if step == 0 {
+		if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "step", Round: ptr(0), Step: ptr(0), DueAt: &due}); err != nil {
+			return err
+		}
+		if _, err := s.notifyUsers(ctx, tx, p, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE pages SET step = 0 WHERE id = $1`, p.ID); err != nil {
+			return err
+		}
+		if err := s.scheduleStep(ctx, tx, p.ID, 0, 1, now.Add(DirectPageTimeout)); err != nil {
+			return err
+		}
+		return s.publish(ctx, tx, p, nil)
+	}
+	return s.unanswered(ctx, tx, p, 0, nil, now)
+}
+
+// resolve turns a step's targets into active users, in target order without
+// repeats. empty names the schedules with nobody on call, for the timeline.
+func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, now time.Time) (users []uuid.UUID, empty []string, err error) {
+	seen := map[uuid.UUID]bool{}
+	add := func(id uuid.UUID) {
+		if !seen[id] {
+			seen[id] = true
+			users = append(users, id)
+		}
+	}
+	for _, t := range targets {
+		if t.UserID != nil {
+			var active bool
+			if err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *t.UserID).Scan(&active); err != nil {
+				return nil, nil, err
+			}
+			if active {
+				add(*t.UserID)
+			} else {
+				empty = append(empty, "a deactivated user")
+			}
+			continue
+		}
+		ids, err := oncall.OnCallAtTx(ctx, tx, *t.ScheduleID, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		rows, _ := tx.Query(ctx, `SELECT id FROM users WHERE id = ANY ($1) AND active`, ids)
+		active, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return nil, nil, err
+		}
+		activeSet := map[uuid.UUID]bool{}
+		for _, id := range active {
+			activeSet[id] = true
+		}
+		n := 0
+		for _, id := range ids {
+			if activeSet[id] {
+				add(id)
+				n++
+			}
+		}
+		if n == 0 {
+			var name string
+			if err := tx.QueryRow(ctx, `SELECT name FROM schedules WHERE id = $1`, *t.ScheduleID).Scan(&name); err != nil {
+				return nil, nil, err
+			}
+			empty = append(empty, name)
+		}
+	}
+	return users, empty, nil
+}
+
+// alarmFallback notifies the policy's fallback target, once per round.
+func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, round int, fb *Target, now time.Time, why string) error {
+	if fb == nil {
+		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "the policy has no fallback to alarm"})
+	}
+	users, _, err := s.resolve(ctx, tx, []Target{*fb}, now)
+	if err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		s.log.Error("fallback reached nobody", "page_id", p.ID)
+		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "no one on call for the fallback"})
+	}
+	n, err := s.notifyUsers(ctx, tx, p, round, stepFallback, users, now)
+	if err != nil || n == 0 {
+		return err
+	}
+	return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "fallback", Round: &round, Detail: why})
+}
+
+// unanswered ends the escalation: nobody acknowledged through every step and
+// repeat. The page stays acknowledgeable.
+func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, round int, fb *Target, now time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
+		WHERE id = $1`, p.ID, round); err != nil {
+		return err
+	}
+	if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "unanswered", Round: &round}); err != nil {
+		return err
+	}
+	if p.UserID == nil {
+		if err := s.alarmFallback(ctx, tx, p, round, fb, now, "escalation exhausted without acknowledgement"); err != nil {
+			return err
+		}
+	}
+	p.Status = Unanswered
+	return s.publish(ctx, tx, p, nil)
+}
+
+// escalationQueue is re-exported for tests and the benchmark.
+const escalationQueue = worker.QueueEscalation

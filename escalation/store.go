@@ -1,0 +1,37 @@
+package escalation
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/callroom/callroom/notify"
+	"github.com/callroom/callroom/worker"
+)
+
+// Store keeps services, policies and pages, and runs their escalation.
+type Store struct {
+	db    *pgxpool.Pool
+	river *worker.Client
+	log   *slog.Logger
+
+	// PublicURL builds the link in notifications.
+	PublicURL string
+	// Email sends email notifications; nil means email is not configured and
+	// email notifications fail with that reason (escalation goes on).
+	Email *notify.EmailSender
+	// WebhookTimeout bounds each webhook attempt.
+	WebhookTimeout time.Duration
+	// now is the clock; tests may replace it.
+	now func() time.Time
+}
+
+// NewStore returns a Store. SetRiver must be called before pages are created:
+// the River client is built after the workers, which need the Store.
+func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
+	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second}
+}
+
+// SetRiver gives the store the client it inserts and cancels jobs with.
+func (s *Store) SetRiver(c *worker.Client) { s.river = c }

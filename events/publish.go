@@ -1,0 +1,115 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// MaxDataBytes bounds an event's data. Events carry ids and codes; anything
+// bigger is almost certainly text that does not belong in a stream that
+// bypasses the API's permission checks.
+const MaxDataBytes = 4096
+
+// ErrInvalidEvent is wrapped by Publish's refusals of a malformed event. It is
+// a programming error in the publisher, not bad user input.
+var ErrInvalidEvent = errors.New("events: invalid event")
+
+// typePattern is "domain.change", e.g. page.notify, receipt.updated.
+var typePattern = regexp.MustCompile(`^[a-z]+(\.[a-z_]+)+$`)
+
+// reserved keys are the envelope fields the HTTP stream adds to data; a data
+// field of the same name would be shadowed, so it is refused up front.
+var reserved = []string{"seq", "type", "at"}
+
+// publishSQL does the whole publication in one round trip, however many
+// recipients: it bumps each user's counter (taking the row lock that orders
+// this user's publishers until our transaction ends), stores the rows, and
+// queues one NOTIFY per row. Recipients are locked in the order given, which
+// Publish sorts, so two publishers with overlapping recipients lock in the
+// same order and cannot deadlock each other.
+const publishSQL = `WITH n AS (
+	INSERT INTO user_event_counters AS c (user_id, seq)
+	SELECT u.id, 1 FROM unnest($1::uuid[]) WITH ORDINALITY AS u (id, ord) ORDER BY u.ord
+	ON CONFLICT (user_id) DO UPDATE SET seq = c.seq + 1
+	RETURNING c.user_id, c.seq
+), e AS (
+	INSERT INTO user_events (user_id, seq, type, data)
+	SELECT n.user_id, n.seq, $2::text, $3::jsonb FROM n
+	RETURNING user_id, seq
+)
+SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e`
+
+// Publish appends an event of type typ with data (marshalled to a JSON object
+// of ids and codes, at most MaxDataBytes) to each user's stream.
+//
+// q must be the transaction that makes the change the event announces: the
+// rows and the NOTIFY then exist exactly when the change does, and a rolled
+// back transaction announces nothing. Duplicate user ids are ignored.
+//
+// Publishing locks each recipient's counter row until q's transaction ends,
+// which is what keeps each stream in commit order; publish late in the
+// transaction, ideally just before commit, and at most once per transaction
+// for the same users, so the lock is short and lock order stays sorted. Under
+// REPEATABLE READ or SERIALIZABLE, a concurrent publisher to the same user
+// makes the later one fail with a serialization error, to be retried like
+// any other.
+func Publish(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, typ string, data any) error {
+	if !typePattern.MatchString(typ) {
+		return fmt.Errorf("%w: type %q does not match %s", ErrInvalidEvent, typ, typePattern)
+	}
+	b, err := encodeData(data)
+	if err != nil {
+		return err
+	}
+	ids := slices.Clone(userIDs)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	if ids[0] == uuid.Nil {
+		return fmt.Errorf("%w: the nil user id", ErrInvalidEvent)
+	}
+	tag, err := q.Exec(ctx, publishSQL, ids, typ, json.RawMessage(b))
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	if n := tag.RowsAffected(); n != int64(len(ids)) {
+		return fmt.Errorf("publish %s: %d events written for %d users", typ, n, len(ids))
+	}
+	return nil
+}
+
+// encodeData marshals data and checks that it is a small JSON object without
+// envelope keys. nil means no data ({}).
+func encodeData(data any) ([]byte, error) {
+	if data == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: data: %v", ErrInvalidEvent, err)
+	}
+	if len(b) > MaxDataBytes {
+		return nil, fmt.Errorf("%w: data is %d bytes, over %d: send ids, not content", ErrInvalidEvent, len(b), MaxDataBytes)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("%w: data must be a JSON object", ErrInvalidEvent)
+	}
+	for _, k := range reserved {
+		if _, ok := fields[k]; ok {
+			return nil, fmt.Errorf("%w: data field %q is reserved for the stream envelope", ErrInvalidEvent, k)
+		}
+	}
+	return b, nil
+}

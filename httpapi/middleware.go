@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/auth"
+)
+
+type ctxKey int
+
+const principalKey ctxKey = iota
+
+// SessionCookie is the browser session's cookie name.
+const SessionCookie = "callroom_session"
+
+// principal returns the authenticated caller; only valid behind authenticate.
+func principal(r *http.Request) auth.Principal {
+	p, _ := r.Context().Value(principalKey).(auth.Principal)
+	return p
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authenticate resolves the bearer token or session cookie; every /api/v1
+// route except login sits behind it.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, fromCookie := "", false
+		if h := r.Header.Get("Authorization"); h != "" {
+			scheme, tok, ok := strings.Cut(h, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+				unauthorized(w, "use 'Authorization: Bearer <token>'")
+				return
+			}
+			secret = strings.TrimSpace(tok)
+		} else if c, err := r.Cookie(SessionCookie); err == nil {
+			secret, fromCookie = c.Value, true
+		}
+		if secret == "" {
+			unauthorized(w, "sign in, or send 'Authorization: Bearer <token>'")
+			return
+		}
+		p, err := s.Auth.Authenticate(r.Context(), secret, clientAddr(r))
+		if err != nil {
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				unauthorized(w, "credentials are missing, expired or revoked")
+				return
+			}
+			s.fail(w, r, err)
+			return
+		}
+		// A session cookie rides along on cross-site requests too; refuse
+		// state changes that do not come from our own pages (CSRF).
+		if fromCookie && !safeMethod(r.Method) && !s.sameOrigin(r) {
+			forbidden(w, "cross-site request refused")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func (s *Server) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		// Browsers send Origin on every cross-origin POST; without it, fall
+		// back to Fetch Metadata.
+		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	}
+	o, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if o.Host == r.Host {
+		return true
+	}
+	if s.PublicURL != "" {
+		if p, err := url.Parse(s.PublicURL); err == nil && p.Scheme == o.Scheme && p.Host == o.Host {
+			return true
+		}
+	}
+	return false
+}
+
+// allow checks that the caller holds perm, answering 403 and auditing the
+// refusal when not. Handlers call it right after decoding.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, perm auth.Permission) bool {
+	p := principal(r)
+	if p.Can(perm) {
+		return true
+	}
+	s.denied(w, r, string(perm))
+	return false
+}
+
+// denied answers 403 and records the refusal: a security officer wants to
+// see who tried what they may not do.
+func (s *Server) denied(w http.ResponseWriter, r *http.Request, what string) {
+	err := audit.Record(r.Context(), s.DB, principal(r).Actor(), audit.Entry{
+		Action: "access.denied", Outcome: audit.Denied,
+		Details: map[string]any{"permission": what, "route": r.Method + " " + routePattern(r)},
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	forbidden(w, fmt.Sprintf("your roles do not allow this (%s)", what))
+}
+
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "(unmatched)"
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+// Flush lets server-sent event streams flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests logs one line per request with the route pattern, never the
+// raw path or query: those can carry patient identifiers.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			b := make([]byte, 8)
+			rand.Read(b) //nolint:errcheck
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		s.Log.Info("http", "method", r.Method, "route", routePattern(r), "status", sw.status,
+			"bytes", sw.bytes, "ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				// The panic value may hold request data; log its type and the stack only.
+				s.Log.Error("panic", "route", routePattern(r), "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+				writeProblem(w, Problem{Status: http.StatusInternalServerError, Detail: "internal error; it has been logged"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}

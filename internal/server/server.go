@@ -1,0 +1,190 @@
+// Package server assembles callroom from its parts: the database pool, the
+// domain stores, the River client with every worker registered, and the HTTP
+// API. The command and end-to-end tests build the same thing through it.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/escalation"
+	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/httpapi"
+	"github.com/callroom/callroom/migrations"
+	"github.com/callroom/callroom/notify"
+	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/worker"
+)
+
+// Config is what a running callroom needs.
+type Config struct {
+	Pool            *pgxpool.Pool
+	Log             *slog.Logger
+	PublicURL       string
+	SessionIdle     time.Duration
+	SessionLifetime time.Duration
+	EscalationPoll  time.Duration
+	// Outbound email for notifications; empty SMTPRelay disables email.
+	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+}
+
+// Server is one callroom instance.
+type Server struct {
+	cfg      Config
+	Auth     *auth.Store
+	OnCall   *oncall.Store
+	Events   *events.Hub
+	Pages    *escalation.Store
+	Contacts *notify.Store
+	River    *worker.Client
+	API      *httpapi.Server
+}
+
+// New wires an instance. It refuses a database whose schema is older than
+// this binary: run 'callroom migrate' first.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := checkSchema(ctx, cfg.Pool); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg}
+	s.Auth = auth.NewStore(cfg.Pool)
+	if cfg.SessionIdle > 0 {
+		s.Auth.SessionIdle = cfg.SessionIdle
+	}
+	if cfg.SessionLifetime > 0 {
+		s.Auth.SessionLifetime = cfg.SessionLifetime
+	}
+	s.OnCall = oncall.NewStore(cfg.Pool)
+	s.Events = events.NewHub(cfg.Pool, cfg.Log.With("component", "events"))
+	s.Contacts = notify.NewStore(cfg.Pool)
+	s.Pages = escalation.NewStore(cfg.Pool, cfg.Log.With("component", "escalation"))
+	s.Pages.PublicURL = cfg.PublicURL
+	if cfg.SMTPRelay != "" {
+		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
+			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
+		if err != nil {
+			return nil, fmt.Errorf("email relay: %w", err)
+		}
+		s.Pages.Email = sender
+	}
+	// In-app notifications are delivered when a live stream writes them.
+	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
+		if e.Type != "page.notify" {
+			return
+		}
+		var d struct {
+			NotificationID uuid.UUID `json:"notification_id"`
+		}
+		if json.Unmarshal(e.Data, &d) == nil && d.NotificationID != uuid.Nil {
+			if err := s.Pages.Delivered(ctx, e.UserID, d.NotificationID); err != nil {
+				cfg.Log.Warn("marking a notification delivered", "err", err.Error())
+			}
+		}
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &auth.SweepSessionsWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &events.PurgeWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &escalation.StepWorker{Store: s.Pages})
+	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
+	client, err := worker.New(worker.Config{
+		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic()},
+		EscalationPoll: cfg.EscalationPoll,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river: %w", err)
+	}
+	s.River = client
+	s.Pages.SetRiver(client)
+
+	s.API = &httpapi.Server{
+		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
+		Pages: s.Pages, Contacts: s.Contacts,
+		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+		Ready: s.ready,
+	}
+	return s, nil
+}
+
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var v int
+	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM callroom_migrations").Scan(&v)
+	if err != nil {
+		return fmt.Errorf("reading the schema version (has 'callroom migrate' run?): %w", err)
+	}
+	if v < migrations.Version() {
+		return fmt.Errorf("the database schema is at version %d, this binary needs %d: run 'callroom migrate'", v, migrations.Version())
+	}
+	return nil
+}
+
+// ready answers /readyz: the database answers and River's tables are there.
+func (s *Server) ready(ctx context.Context) error {
+	var n int
+	return s.cfg.Pool.QueryRow(ctx, "SELECT count(*) FROM river_queue").Scan(&n)
+}
+
+// Handler is the HTTP surface.
+func (s *Server) Handler() http.Handler { return s.API.Handler() }
+
+// Serve runs River and the HTTP server on ln until ctx ends, then drains:
+// in-flight requests finish (up to drain), then River stops fetching and
+// waits for running jobs.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	if err := s.River.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		if err := s.Events.Run(hubCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.cfg.Log.Error("event hub stopped", "err", err.Error())
+		}
+	}()
+	defer func() { stopHub(); <-hubDone }()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	// Shutdown does not end open event streams; stopping the hub does, so
+	// clients reconnect (with Last-Event-ID) to another instance at once.
+	srv.RegisterOnShutdown(stopHub)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.cfg.Log.Info("shutting down", "drain", drain.String())
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.cfg.Log.Warn("http shutdown", "err", err.Error())
+	}
+	if err := s.River.Stop(sctx); err != nil {
+		s.cfg.Log.Warn("river stop", "err", err.Error())
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// Planned is one notification to create: reach UserID over this contact
+// method after Delay (counted from the moment the escalation step reached
+// them), unless the page is acknowledged first.
+type Planned struct {
+	UserID uuid.UUID
+	// ContactMethodID is nil for the implicit in-app notification of a user
+	// who has no in_app contact method of their own.
+	ContactMethodID *uuid.UUID
+	Channel         string // KindInApp, KindEmail or KindWebhook
+	Address         string // email address or webhook URL; empty for in-app
+	Delay           time.Duration
+}
+
+// Plan decides how the people an escalation step reaches are notified. It
+// reads everything in one query, whatever the number of users, and can run
+// inside the caller's transaction (q).
+//
+// For each user:
+//
+//   - In-app comes first, at delay 0, always: it costs nothing and is what
+//     the web client shows. It carries the user's in_app contact method id
+//     if they have one, and a nil ContactMethodID otherwise. So a user with
+//     no rules (or no contact methods at all) gets exactly one in-app
+//     notification at 0.
+//   - Each notification rule gives (contact method, delay). For one contact
+//     method only the smallest delay is kept, so two rules on the same
+//     method never notify twice for one step. Rules on the in_app method add
+//     nothing: in-app is already at 0.
+//   - Contact methods without a rule are not used, unless urgent.
+//   - urgent (stat and asap pages) uses every contact method of the user at
+//     delay 0, whatever the rules say.
+//
+// The result is ordered by user, in the order of userIDs, then by delay,
+// then by channel (in_app, email, webhook), then by when the contact method
+// was created (and its id), so the same input always gives the same plan. A user id listed more than
+// once is planned once, at its first position: the caller's list may come
+// from several overlapping targets of one step.
+//
+// Plan does not check that the users exist or are active; choosing whom to
+// reach is the caller's job. An empty userIDs gives an empty plan without a
+// query.
+func Plan(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, urgent bool) ([]Planned, error) {
+	var users []uuid.UUID
+	seen := make(map[uuid.UUID]bool, len(userIDs))
+	for _, id := range userIDs {
+		if !seen[id] {
+			seen[id] = true
+			users = append(users, id)
+		}
+	}
+	if len(users) == 0 {
+		return nil, nil
+	}
+
+	// One row per contact method of the given users, with the smallest delay
+	// of its rules (NULL when it has none).
+	rows, err := q.Query(ctx, `SELECT cm.user_id, cm.id, cm.kind, cm.address, cm.created_at,
+			(SELECT min(nr.delay_seconds) FROM notification_rules nr WHERE nr.contact_method_id = cm.id) AS delay_seconds
+		FROM contact_methods cm
+		WHERE cm.user_id = ANY ($1::uuid[])`, users)
+	if err != nil {
+		return nil, err
+	}
+	type method struct {
+		id        uuid.UUID
+		kind      string
+		address   string
+		createdAt time.Time
+		delay     *int32
+	}
+	byUser := map[uuid.UUID][]method{}
+	for rows.Next() {
+		var (
+			userID uuid.UUID
+			m      method
+		)
+		if err := rows.Scan(&userID, &m.id, &m.kind, &m.address, &m.createdAt, &m.delay); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byUser[userID] = append(byUser[userID], m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	plan := make([]Planned, 0, len(users))
+	for _, userID := range users {
+		inApp := Planned{UserID: userID, Channel: KindInApp}
+		type entry struct {
+			Planned
+			createdAt time.Time
+		}
+		var others []entry
+		for _, m := range byUser[userID] {
+			if m.kind == KindInApp {
+				id := m.id
+				inApp.ContactMethodID = &id
+				continue
+			}
+			var delay time.Duration
+			switch {
+			case urgent:
+			case m.delay != nil:
+				delay = time.Duration(*m.delay) * time.Second
+			default:
+				continue // no rule uses this method
+			}
+			id := m.id
+			others = append(others, entry{Planned{UserID: userID, ContactMethodID: &id, Channel: m.kind,
+				Address: m.address, Delay: delay}, m.createdAt})
+		}
+		slices.SortFunc(others, func(a, b entry) int {
+			return cmp.Or(
+				cmp.Compare(a.Delay, b.Delay),
+				cmp.Compare(channelRank(a.Channel), channelRank(b.Channel)),
+				a.createdAt.Compare(b.createdAt),
+				slices.Compare(a.ContactMethodID[:], b.ContactMethodID[:]),
+			)
+		})
+		// In-app is at 0 and ranks first among channels, so it leads.
+		plan = append(plan, inApp)
+		for _, e := range others {
+			plan = append(plan, e.Planned)
+		}
+	}
+	return plan, nil
+}
+
+// channelRank orders channels within one delay: in-app, email, webhook.
+func channelRank(channel string) int {
+	switch channel {
+	case KindInApp:
+		return 0
+	case KindEmail:
+		return 1
+	case KindWebhook:
+		return 2
+	}
+	return 3
+}
