@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/notify"
@@ -178,6 +179,9 @@ func (s *Store) send(ctx context.Context, d delivery) (notify.Outcome, error) {
 		return s.Email.Send(ctx, *d.Address, n)
 	case "webhook":
 		secret, err := notify.WebhookSecret(ctx, s.db, *d.MethodID)
+		if errors.Is(err, callroom.ErrNotFound) {
+			return fail("the contact method was deleted")
+		}
 		if err != nil {
 			return notify.Outcome{Status: notify.StatusFailed, Retryable: true, Reason: "reading the webhook secret"}, err
 		}

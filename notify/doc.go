@@ -15,6 +15,7 @@
 //   - Every network step is bounded by the caller's context and the sender's
 //     own timeout, so a hung relay or gateway cannot hold a worker.
 //
-// The package has no database and no server side; net/http is used only as a
-// client, for webhooks.
+// It also keeps each person's contact methods and notification rules (Store)
+// and turns them into the notifications one escalation step sends (Plan).
+// net/http is used only as a client, for webhooks.
 package notify
