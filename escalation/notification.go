@@ -70,7 +70,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step 
 		}})
 	}
 	if len(jobs) > 0 {
-		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := worker.InsertManyTx(ctx, s.river, tx, jobs); err != nil {
 			return 0, err
 		}
 	}

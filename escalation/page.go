@@ -272,7 +272,7 @@ func nullUser(id uuid.UUID) *uuid.UUID {
 // scheduleStep inserts the job that fires (round, step) at due and records
 // it on the page, so acknowledging can cancel it in its own transaction.
 func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, due time.Time) error {
-	res, err := s.river.InsertTx(ctx, tx, StepArgs{PageID: pageID, Round: round, Step: step}, &river.InsertOpts{
+	res, err := worker.InsertTx(ctx, s.river, tx, StepArgs{PageID: pageID, Round: round, Step: step}, &river.InsertOpts{
 		Queue: worker.QueueEscalation, ScheduledAt: due, MaxAttempts: 25,
 		UniqueOpts: river.UniqueOpts{ByArgs: true},
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/oncall"
 )
@@ -22,7 +23,8 @@ type demoLogin struct{ email, role string }
 
 // seedDemo fills an empty database with a small hospital: a nurse, three
 // physicians, a scheduler, an administrator and an auditor, and on-call
-// schedules for cardiology and the hospitalist service.
+// schedules, escalation policies and services for cardiology and the
+// hospitalist service.
 func seedDemo(ctx context.Context, srv *server.Server) ([]demoLogin, error) {
 	users, err := srv.Auth.Users(ctx, auth.UserFilter{})
 	if err != nil {
@@ -86,8 +88,37 @@ func seedDemo(ctx context.Context, srv *server.Server) ([]demoLogin, error) {
 		Windows: []oncall.Window{{Start: oncall.TimeOfDay{Hour: 19}, End: oncall.TimeOfDay{Hour: 7}}}}); err != nil {
 		return nil, err
 	}
+	cardioPolicy, err := srv.Pages.CreatePolicy(ctx, by, escalation.NewPolicy{
+		Name: "Cardiology", Description: "On-call attending, then the other attending, then the house supervisor",
+		Repeat: 1, Fallback: &escalation.Target{UserID: ptr(ids["admin@demo.callroom.test"])},
+		Steps: []escalation.Step{
+			{DelaySeconds: 300, Targets: []escalation.Target{{ScheduleID: &cardio.ID}}},
+			{DelaySeconds: 300, Targets: []escalation.Target{{UserID: ptr(ids["ana.cruz@demo.callroom.test"])}, {UserID: ptr(ids["ben.okafor@demo.callroom.test"])}}},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := srv.Pages.CreateService(ctx, by, escalation.NewService{Name: "Cardiology", EscalationPolicyID: cardioPolicy.ID,
+		Description: "Cardiology consults and chest pain", EmailAlias: ptr("cardiology")}); err != nil {
+		return nil, err
+	}
+	hospPolicy, err := srv.Pages.CreatePolicy(ctx, by, escalation.NewPolicy{
+		Name: "Hospitalist", Description: "Night hospitalist, then the house supervisor",
+		Fallback: &escalation.Target{UserID: ptr(ids["admin@demo.callroom.test"])},
+		Steps:    []escalation.Step{{DelaySeconds: 600, Targets: []escalation.Target{{ScheduleID: &hosp.ID}}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := srv.Pages.CreateService(ctx, by, escalation.NewService{Name: "Hospitalist", EscalationPolicyID: hospPolicy.ID,
+		Description: "Cross-cover for admitted patients overnight", EmailAlias: ptr("hospitalist")}); err != nil {
+		return nil, err
+	}
 	return logins, nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func printDemo(w io.Writer, publicURL string, logins []demoLogin) {
 	fmt.Fprintf(w, "\ncallroom demo is ready at %s\n", publicURL)

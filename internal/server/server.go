@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
 	s.OnCall = oncall.NewStore(cfg.Pool)
-	s.Events = events.NewHub(cfg.Pool, cfg.Log.With("component", "events"))
+	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
 	s.Pages = escalation.NewStore(cfg.Pool, cfg.Log.With("component", "escalation"))
 	s.Pages.PublicURL = cfg.PublicURL
