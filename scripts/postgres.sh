@@ -22,6 +22,8 @@ case "$kind" in
   stop)  ;;
   *) echo "usage: $0 run|test|bench|stop [kind]" >&2; exit 2 ;;
 esac
+# CALLROOM_PG_PORT moves the cluster, e.g. for a second checkout on one machine.
+port=${CALLROOM_PG_PORT:-${port:-}}
 
 find_bin() {
   local d
@@ -97,6 +99,10 @@ if [ ! -f "$data/PG_VERSION" ]; then
 fi
 
 if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "postgres: port $port is taken by another server (another checkout's cluster?). Stop it, or set CALLROOM_PG_PORT, or point DATABASE_URL / CALLROOM_TEST_DATABASE_URL at a server you have." >&2
+    exit 1
+  fi
   echo "postgres: starting the $kind cluster on 127.0.0.1:$port" >&2
   as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >&2
 fi
