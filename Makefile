@@ -15,6 +15,10 @@ run: build
 	@set -e; \
 	url="$${DATABASE_URL:-$$(scripts/postgres.sh run)}"; \
 	export DATABASE_URL="$$url"; \
+	if [ -z "$${CALLROOM_MASTER_KEY:-}" ]; then \
+		export CALLROOM_MASTER_KEY_FILE="$${CALLROOM_MASTER_KEY_FILE:-.data/master.keys}"; \
+		$(BIN) keys init --if-missing --file "$$CALLROOM_MASTER_KEY_FILE"; \
+	fi; \
 	$(BIN) migrate --log-format text; \
 	exec $(BIN) serve --demo --log-format text
 

@@ -29,6 +29,7 @@ type config struct {
 	smtpUsername    string
 	smtpPassword    string
 	smtpHelo        string
+	masterKeyFile   string
 }
 
 func env(name, def string) string {
@@ -75,6 +76,7 @@ func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *c
 		fs.StringVar(&cfg.smtpRelay, "smtp-relay", env("CALLROOM_SMTP_RELAY", ""), "host:port of the SMTP relay for email notifications; STARTTLS is required unless it is loopback (env CALLROOM_SMTP_RELAY)")
 		fs.StringVar(&cfg.smtpFrom, "smtp-from", env("CALLROOM_SMTP_FROM", "callroom@localhost"), "From address of notification email (env CALLROOM_SMTP_FROM)")
 		fs.StringVar(&cfg.smtpHelo, "smtp-helo", env("CALLROOM_SMTP_HELO", "localhost"), "name this host gives the relay (env CALLROOM_SMTP_HELO)")
+		fs.StringVar(&cfg.masterKeyFile, "master-key-file", env("CALLROOM_MASTER_KEY_FILE", ""), "file of master keys that encrypt data at rest (env CALLROOM_MASTER_KEY_FILE; or set CALLROOM_MASTER_KEY)")
 		cfg.smtpUsername = os.Getenv("CALLROOM_SMTP_USERNAME")
 		cfg.smtpPassword = os.Getenv("CALLROOM_SMTP_PASSWORD")
 		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CALLROOM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long SIGTERM waits for requests and jobs to finish (env CALLROOM_SHUTDOWN_TIMEOUT)")

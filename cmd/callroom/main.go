@@ -28,6 +28,7 @@ Usage:
   callroom migrate [--database-url URL]
   callroom user add --email E --name N --role ROLE[,ROLE] [--npi NPI] [--time-zone TZ] [--password-stdin]
   callroom token create --email E [--name N]
+  callroom keys init|rotate|rewrap [--file PATH]
 
 Roles: nurse, physician, scheduler, admin, auditor.
 Run 'callroom COMMAND -h' for a command's flags. Configuration is read from
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return errors.New("usage: callroom token create --email E [--name N]")
 		}
 		return tokenCreate(ctx, rest[1:], stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -19,6 +19,7 @@ func TestCommands(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	t.Setenv("DATABASE_URL", db.URL)
+	t.Setenv("CALLROOM_MASTER_KEY", "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	var out, errb bytes.Buffer
 	if err := run(ctx, []string{"migrate", "--log-format", "text"}, nil, &out, &errb); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, errb.String())
@@ -55,7 +56,9 @@ func TestCommands(t *testing.T) {
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	var serveLog bytes.Buffer
-	go func() { done <- run(sctx, []string{"serve", "--http-addr", addr, "--log-format", "text"}, nil, &out, &serveLog) }()
+	go func() {
+		done <- run(sctx, []string{"serve", "--http-addr", addr, "--log-format", "text"}, nil, &out, &serveLog)
+	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {

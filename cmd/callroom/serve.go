@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/server"
+	"github.com/callroom/callroom/keys"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -20,13 +22,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg)
+	// The master key comes from a file or the environment, never a flag, so it
+	// does not show in the process list, and never from the database.
+	mk, err := keys.LoadMasterKeys(cfg.masterKeyFile, os.Getenv("CALLROOM_MASTER_KEY"))
+	if err != nil {
+		return fmt.Errorf("master key: %w (create one with 'callroom keys init --file PATH' and set CALLROOM_MASTER_KEY_FILE)", err)
+	}
 	pool, err := pg.Open(ctx, cfg.databaseURL, pg.Options{MaxConns: int32(cfg.dbMaxConns)})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	srv, err := server.New(ctx, server.Config{
-		Pool: pool, Log: log, PublicURL: cfg.publicURL,
+		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
 	})

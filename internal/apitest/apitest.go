@@ -21,7 +21,11 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
+	"github.com/callroom/callroom/keys"
 )
+
+// TestMasterKey is the master key of test instances (id "test").
+const TestMasterKey = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 // Instance is a running callroom.
 type Instance struct {
@@ -37,6 +41,12 @@ type Instance struct {
 type Options struct {
 	// DB reuses a database (for several instances on one database).
 	DB *pgtest.DB
+	// SMTPRelay is the host:port of an SMTP relay for email notifications
+	// (server.Config.SMTPRelay); empty leaves email unconfigured.
+	SMTPRelay string
+	// Setup, when set, adjusts the built server before it starts serving
+	// (e.g. escalation.Store's delivery retry knobs).
+	Setup func(*server.Server)
 }
 
 type lockedWriter struct {
@@ -69,10 +79,22 @@ func Start(t testing.TB, opt ...Options) *Instance {
 	logs, mu := &bytes.Buffer{}, &sync.Mutex{}
 	log := slog.New(slog.NewJSONHandler(lockedWriter{mu, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond})
+	mk, err := keys.LoadMasterKeys("", TestMasterKey)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	cfg := server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond, MasterKeys: mk}
+	if o.SMTPRelay != "" {
+		cfg.SMTPRelay, cfg.SMTPFrom = o.SMTPRelay, "callroom@callroom.test"
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if o.Setup != nil {
+		o.Setup(srv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()

@@ -22,6 +22,7 @@ import (
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/httpapi"
+	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
@@ -36,6 +37,8 @@ type Config struct {
 	SessionIdle     time.Duration
 	SessionLifetime time.Duration
 	EscalationPoll  time.Duration
+	// MasterKeys wrap the data keys that encrypt PHI at rest.
+	MasterKeys *keys.MasterKeys
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
 }
@@ -45,6 +48,7 @@ type Server struct {
 	cfg      Config
 	Auth     *auth.Store
 	OnCall   *oncall.Store
+	Keys     *keys.Keyring
 	Events   *events.Hub
 	Pages    *escalation.Store
 	Contacts *notify.Store
@@ -59,6 +63,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
+	if cfg.MasterKeys == nil {
+		return nil, errors.New("no master key: set CALLROOM_MASTER_KEY_FILE or CALLROOM_MASTER_KEY")
+	}
+	keyring, err := keys.NewKeyring(ctx, cfg.Pool, cfg.MasterKeys, keys.WithLogger(cfg.Log.With("component", "keys")))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	s.Keys = keyring
 	s.Auth = auth.NewStore(cfg.Pool)
 	if cfg.SessionIdle > 0 {
 		s.Auth.SessionIdle = cfg.SessionIdle
