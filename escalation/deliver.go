@@ -40,8 +40,9 @@ type DeliverWorker struct {
 
 // NextRetry retries quickly: seconds, not River's default minutes.
 func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
-	i := min(job.Attempt-1, len(deliverBackoff)-1)
-	return time.Now().Add(deliverBackoff[max(i, 0)])
+	backoff := w.Store.deliverBackoff()
+	i := min(job.Attempt-1, len(backoff)-1)
+	return time.Now().Add(backoff[max(i, 0)])
 }
 
 // Timeout bounds one attempt, network included.
@@ -84,18 +85,29 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		if d.Status != "queued" {
 			return nil // already sent, or cancelled when the page was answered
 		}
-		if !(d.PageStatus == Open || (d.PageStatus == Unanswered && d.Step == stepFallback)) {
+		// An unanswered page still needs reaching: its last step's delayed
+		// notifications and the fallback alarm go out until someone answers.
+		if d.PageStatus != Open && d.PageStatus != Unanswered {
 			_, err := tx.Exec(ctx, `UPDATE notifications SET status = 'cancelled', updated_at = now() WHERE id = $1`, d.ID)
 			return err
 		}
 		if d.Channel == "in_app" {
 			// In-app is the user's event stream: publishing is sending, and
 			// the stream marks it delivered when it writes it to a live client.
-			if err := events.Publish(ctx, tx, []uuid.UUID{d.UserID}, "page.notify", map[string]any{
-				"page_id": d.PageID, "notification_id": d.ID, "priority": d.Priority}); err != nil {
+			//
+			// setStatus comes first: its page.updated goes to everyone the
+			// page reached, d.UserID included, and locks their event counters
+			// in sorted order; page.notify then only relocks d.UserID's.
+			// Publishing page.notify first locked this recipient ahead of the
+			// others, so two in-app deliveries for one page deadlocked
+			// (PostgreSQL aborted one after 1 s; River retried it 2 s later;
+			// repeated, it could exhaust the job's attempts and leave the
+			// notification queued for ever).
+			if err := s.setStatus(ctx, tx, d, "sent", "", "notified"); err != nil {
 				return err
 			}
-			return s.setStatus(ctx, tx, d, "sent", "", "notified")
+			return events.Publish(ctx, tx, []uuid.UUID{d.UserID}, "page.notify", map[string]any{
+				"page_id": d.PageID, "notification_id": d.ID, "priority": d.Priority})
 		}
 		_, err = tx.Exec(ctx, `UPDATE notifications SET attempts = attempts + 1, updated_at = now() WHERE id = $1`, d.ID)
 		send = err == nil

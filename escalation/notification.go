@@ -66,7 +66,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step 
 			return 0, err
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
-			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: deliverAttempts,
+			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts(),
 		}})
 	}
 	if len(jobs) > 0 {

@@ -23,6 +23,12 @@ type Store struct {
 	Email *notify.EmailSender
 	// WebhookTimeout bounds each webhook attempt.
 	WebhookTimeout time.Duration
+	// DeliverAttempts and DeliverBackoff override deliverAttempts and
+	// deliverBackoff when set (non-zero, non-empty): tests use them to see a
+	// notification fail for good in a second instead of a minute. Set them
+	// before the instance starts serving.
+	DeliverAttempts int
+	DeliverBackoff  []time.Duration
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }
@@ -31,6 +37,20 @@ type Store struct {
 // the River client is built after the workers, which need the Store.
 func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
 	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second}
+}
+
+func (s *Store) deliverAttempts() int {
+	if s.DeliverAttempts > 0 {
+		return s.DeliverAttempts
+	}
+	return deliverAttempts
+}
+
+func (s *Store) deliverBackoff() []time.Duration {
+	if len(s.DeliverBackoff) > 0 {
+		return s.DeliverBackoff
+	}
+	return deliverBackoff
 }
 
 // SetRiver gives the store the client it inserts and cancels jobs with.

@@ -48,6 +48,12 @@ func New(cfg Config) (*Client, error) {
 		Workers:      cfg.Workers,
 		PeriodicJobs: cfg.Periodic,
 		JobTimeout:   time.Minute,
+		// A job that was running when its instance died (kill -9, a lost
+		// machine) stays "running" until River's rescuer gives it back. By
+		// default that is an hour after the job timeout: an escalation step
+		// would fire an hour late. Step jobs re-check the page and delivery
+		// jobs time out at 45 s, so 90 s is safe.
+		RescueStuckJobsAfter: 90 * time.Second,
 	}
 	if !cfg.InsertOnly {
 		poll := cfg.EscalationPoll

@@ -111,9 +111,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &events.PurgeWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &escalation.StepWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
+	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {

@@ -1,0 +1,112 @@
+package escalation_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/server"
+)
+
+// fastRetries makes a failing notification give up after 3 attempts 100 ms
+// apart instead of 5 attempts over 52 s.
+func fastRetries(s *server.Server) {
+	s.Pages.DeliverAttempts = 3
+	s.Pages.DeliverBackoff = []time.Duration{100 * time.Millisecond}
+}
+
+// An SMTP relay that is down and a gateway answering 500: both notifications
+// are retried, then end failed with a reason, and the escalation reaches the
+// next step regardless. The gateway sees the same signed, PHI-free request
+// on every attempt.
+func TestDeliveryFailuresDoNotStopEscalation(t *testing.T) {
+	t.Parallel()
+	hook := startWebhook(t, 500)
+	h := newHarness(t, apitest.Options{SMTPRelay: closedAddr(t), Setup: fastRetries})
+	a, b := h.user("Dr A"), h.user("Dr B")
+	rule(a, contact(a, "email", "dr.a@hospital.test", ""), 0)
+	rule(a, contact(a, "webhook", hook.URL, hookSecret), 0)
+	svc := h.service("Cardiology", 0, nil, step{1, []any{userT(a)}}, step{3600, []any{userT(b)}})
+	p := h.page(svc, "urgent", "chest pain Zorblax")
+
+	h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "failed"}, note{"Dr A", "webhook", 0, 0, "failed"},
+		sent("Dr B", "in_app", 0, 1))
+	h.settle()
+
+	type failure struct {
+		ID       uuid.UUID
+		Channel  string
+		Attempts int
+		Reason   string
+	}
+	rows, _ := h.in.DB.Pool.Query(context.Background(), `SELECT id, channel, attempts, reason FROM notifications
+		WHERE page_id = $1 AND status = 'failed' ORDER BY channel`, p)
+	var fs []failure
+	for rows.Next() {
+		var f failure
+		if err := rows.Scan(&f.ID, &f.Channel, &f.Attempts, &f.Reason); err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	if rows.Err() != nil || len(fs) != 2 {
+		t.Fatalf("failed notifications %+v: %v", fs, rows.Err())
+	}
+	for _, f := range fs {
+		if f.Attempts != 3 || f.Reason == "" {
+			t.Errorf("%s: %d attempts, reason %q; want 3 and a reason", f.Channel, f.Attempts, f.Reason)
+		}
+		if f.Channel == "webhook" && !strings.Contains(f.Reason, "500") {
+			t.Errorf("webhook reason %q does not give the status", f.Reason)
+		}
+		var detail string
+		if err := h.in.DB.Pool.QueryRow(context.Background(), `SELECT detail FROM page_events
+			WHERE page_id = $1 AND kind = 'failed' AND notification_id = $2`, p, f.ID).Scan(&detail); err != nil || detail != f.Reason {
+			t.Errorf("%s: timeline failure %q (%v), want the reason %q", f.Channel, detail, err, f.Reason)
+		}
+		if f.Channel == "webhook" {
+			calls := hook.received()
+			if len(calls) != 3 {
+				t.Errorf("gateway received %d calls, want 3", len(calls))
+			}
+			for i, c := range calls {
+				if c.IdempotencyKey != f.ID.String() {
+					t.Errorf("call %d: idempotency key %q, want the notification id %s", i, c.IdempotencyKey, f.ID)
+				}
+			}
+			checkHook(t, calls, p, phi...)
+		}
+	}
+	if st := h.pageRow(p); st.Status != "open" || st.Step != 1 {
+		t.Errorf("page %+v, want open at step 1", st)
+	}
+	if strings.Contains(h.in.LogText(), "Zorblax") {
+		t.Error("the page's text was logged")
+	}
+}
+
+// Without an SMTP relay configured, an email notification fails at once
+// (one attempt, with the reason) and in-app still goes out.
+func TestDeliveryEmailNotConfigured(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.user("Dr A")
+	rule(a, contact(a, "email", "dr.a@hospital.test", ""), 0)
+	svc := h.service("Cardiology", 0, nil, step{3600, []any{userT(a)}})
+	p := h.page(svc, "urgent", "chest pain Zorblax")
+	h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "failed"})
+	var attempts int
+	var reason string
+	if err := h.in.DB.Pool.QueryRow(context.Background(), `SELECT attempts, reason FROM notifications WHERE page_id = $1 AND channel = 'email'`, p).
+		Scan(&attempts, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 || !strings.Contains(reason, "not configured") {
+		t.Errorf("%d attempts, reason %q", attempts, reason)
+	}
+	h.settle()
+}
