@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -142,12 +143,18 @@ func setup() error {
 	if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, template)); err != nil {
 		return err
 	}
-	// Old templates from earlier schemas are garbage now.
-	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'tmpl\\_%' AND datname <> $1", template)
+	// Record when the template was made: templates of other schemas may be in
+	// use by test runs of other checkouts or branches on the same server, so
+	// they are dropped only when they are hours old.
+	admin.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS 'pgtest %d'", template, time.Now().Unix())) //nolint:errcheck
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datname LIKE 'tmpl\_%' AND datname <> $1 AND datname NOT LIKE '%\_building'
+		  AND coalesce(substring(shobj_description(oid, 'pg_database') FROM 'pgtest ([0-9]+)')::bigint, 0) < $2`,
+		template, time.Now().Add(-6*time.Hour).Unix())
 	if err == nil {
 		old, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, name := range old {
-			admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", name)) //nolint:errcheck
+			admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", name)) //nolint:errcheck // in use: try next time
 		}
 	}
 	return nil
