@@ -16,13 +16,19 @@ import (
 // involvement says how a user relates to a page.
 type involvement struct {
 	sender, notified, target bool
+	// threadMember: a member of the patient thread the page was filed in,
+	// who may acknowledge it from the thread (but not resolve or cancel it).
+	threadMember bool
 }
 
-func involved(ctx context.Context, tx pgx.Tx, p Page, user uuid.UUID) (involvement, error) {
+func (s *Store) involved(ctx context.Context, tx pgx.Tx, p Page, user uuid.UUID) (involvement, error) {
 	var in involvement
 	in.sender = p.CreatedBy != nil && *p.CreatedBy == user
 	in.target = p.UserID != nil && *p.UserID == user
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM notifications WHERE page_id = $1 AND user_id = $2)`, p.ID, user).Scan(&in.notified)
+	if err == nil && !in.notified && s.ThreadMember != nil {
+		in.threadMember, err = s.ThreadMember(ctx, tx, p.ID, user)
+	}
 	return in, err
 }
 
@@ -35,7 +41,7 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 		if err != nil {
 			return err
 		}
-		inv, err := involved(ctx, tx, p, who.User.ID)
+		inv, err := s.involved(ctx, tx, p, who.User.ID)
 		if err != nil {
 			return err
 		}
@@ -76,7 +82,7 @@ func (s *Store) cancelPending(ctx context.Context, tx pgx.Tx, p *Page) error {
 // escalation. Any person the page reached may acknowledge, also after it went
 // unanswered. Acknowledging twice is harmless.
 func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
-	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target },
+	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.threadMember },
 		func(tx pgx.Tx, p *Page) (bool, error) {
 			switch p.Status {
 			case Acknowledged:

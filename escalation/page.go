@@ -238,6 +238,16 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 		if p, err = getPage(ctx, tx, id, false); err != nil {
 			return err
 		}
+		if s.FilePage != nil && in.PatientRef != "" {
+			fp := FiledPage{PageID: id, PatientRef: in.PatientRef, EncounterRef: in.EncounterRef,
+				Priority: string(in.Priority), Summary: in.Summary, SenderID: by.UserID}
+			if in.UserID != nil {
+				fp.RecipientIDs = []uuid.UUID{*in.UserID}
+			}
+			if err := s.FilePage(ctx, tx, fp); err != nil {
+				return err
+			}
+		}
 		created = true
 		return s.publish(ctx, tx, p, nil)
 	})

@@ -1,11 +1,16 @@
 package escalation
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/worker"
 )
@@ -29,6 +34,12 @@ type Store struct {
 	// before the instance starts serving.
 	DeliverAttempts int
 	DeliverBackoff  []time.Duration
+	// FilePage, when set, files a page about a patient in that patient's
+	// thread, inside the page's own transaction (the inbox does it).
+	FilePage func(ctx context.Context, tx pgx.Tx, p FiledPage) error
+	// ThreadMember, when set, reports whether user is a member of the thread
+	// a page was filed in: they may acknowledge it from the thread.
+	ThreadMember func(ctx context.Context, q pg.Querier, pageID, userID uuid.UUID) (bool, error)
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }
@@ -55,3 +66,12 @@ func (s *Store) deliverBackoff() []time.Duration {
 
 // SetRiver gives the store the client it inserts and cancels jobs with.
 func (s *Store) SetRiver(c *worker.Client) { s.river = c }
+
+// FiledPage is what the patient's thread is told about a new page.
+type FiledPage struct {
+	PageID                   uuid.UUID
+	PatientRef, EncounterRef string
+	Priority, Summary        string
+	SenderID                 uuid.UUID
+	RecipientIDs             []uuid.UUID
+}

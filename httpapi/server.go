@@ -16,6 +16,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
 )
@@ -29,6 +30,7 @@ type Server struct {
 	Events   *events.Hub
 	Pages    *escalation.Store
 	Contacts *notify.Store
+	Inbox    *inbox.Store
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
@@ -66,6 +68,7 @@ func (s *Server) Handler() http.Handler {
 			s.scheduleRoutes(r)
 			s.pageRoutes(r)
 			s.contactRoutes(r)
+			s.threadRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}

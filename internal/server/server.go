@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/httpapi"
+	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
@@ -52,6 +54,7 @@ type Server struct {
 	Events   *events.Hub
 	Pages    *escalation.Store
 	Contacts *notify.Store
+	Inbox    *inbox.Store
 	River    *worker.Client
 	API      *httpapi.Server
 }
@@ -83,6 +86,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Contacts = notify.NewStore(cfg.Pool)
 	s.Pages = escalation.NewStore(cfg.Pool, cfg.Log.With("component", "escalation"))
 	s.Pages.PublicURL = cfg.PublicURL
+	s.Inbox = inbox.NewStore(cfg.Pool, s.Keys, cfg.Log.With("component", "inbox"))
+	// A page about a patient is filed in that patient's thread, in the page's transaction.
+	s.Pages.FilePage = func(ctx context.Context, tx pgx.Tx, p escalation.FiledPage) error {
+		return s.Inbox.PostPage(ctx, tx, inbox.PageInfo{PageID: p.PageID, PatientRef: p.PatientRef, EncounterRef: p.EncounterRef,
+			Priority: p.Priority, Summary: p.Summary, SenderID: p.SenderID, RecipientIDs: p.RecipientIDs})
+	}
+	s.Pages.ThreadMember = inbox.PageThreadMember
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
@@ -93,16 +103,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// In-app notifications are delivered when a live stream writes them.
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
-		if e.Type != "page.notify" {
-			return
-		}
 		var d struct {
 			NotificationID uuid.UUID `json:"notification_id"`
+			MessageID      uuid.UUID `json:"message_id"`
 		}
-		if json.Unmarshal(e.Data, &d) == nil && d.NotificationID != uuid.Nil {
-			if err := s.Pages.Delivered(ctx, e.UserID, d.NotificationID); err != nil {
-				cfg.Log.Warn("marking a notification delivered", "err", err.Error())
-			}
+		if json.Unmarshal(e.Data, &d) != nil {
+			return
+		}
+		var err error
+		switch {
+		case e.Type == "page.notify" && d.NotificationID != uuid.Nil:
+			err = s.Pages.Delivered(ctx, e.UserID, d.NotificationID)
+		case e.Type == inbox.EventMessageCreated && d.MessageID != uuid.Nil:
+			err = s.Inbox.Delivered(ctx, e.UserID, d.MessageID)
+		}
+		if err != nil {
+			cfg.Log.Warn("recording a delivery", "type", e.Type, "err", err.Error())
 		}
 	}
 
@@ -112,9 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.StepWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -125,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.API = &httpapi.Server{
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
-		Pages: s.Pages, Contacts: s.Contacts,
+		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready,
 	}

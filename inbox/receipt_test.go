@@ -1,0 +1,152 @@
+package inbox_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/inbox"
+)
+
+func TestReadReceipts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana := e.user("Dr Ana", "physician")
+	ben, cat, dan, eve := e.user("Ben RN", "nurse"), e.user("Cat RN", "nurse"), e.user("Dan RN", "nurse"), e.user("Eve RN", "nurse")
+	th := e.group(ana, true, ben, cat, dan, eve)
+	m1, m2, m3 := e.post(ana, th, "one"), e.post(ana, th, "two"), e.post(ana, th, "three")
+
+	for _, r := range []struct {
+		who  auth.Principal
+		upTo uuid.UUID
+	}{{ben, m3.ID}, {cat, m2.ID}, {dan, m3.ID}} {
+		if _, err := e.store.MarkRead(e.ctx, r.who, th.ID, r.upTo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := e.store.Messages(e.ctx, ana, th.ID, inbox.MessageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID][]uuid.UUID{
+		m3.ID: ids(ben, dan),
+		m2.ID: ids(ben, cat, dan),
+		m1.ID: ids(ben, cat, dan),
+	}
+	for _, m := range page.Messages {
+		var readers []uuid.UUID
+		for _, u := range m.ReadBy.Users {
+			readers = append(readers, u.UserID)
+		}
+		slices.SortFunc(readers, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+		w := slices.Clone(want[m.ID])
+		slices.SortFunc(w, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+		// The audience is everyone but the author: "read by N of 4".
+		if m.ReadBy.Of != 4 || m.ReadBy.Count != len(w) || !slices.Equal(readers, w) {
+			t.Errorf("%q read by %d of %d %v, want %d of 4 %v", m.Text, m.ReadBy.Count, m.ReadBy.Of, readers, len(w), w)
+		}
+	}
+
+	// The thread view shows the newest message's receipts and each caller's unread.
+	view, err := e.store.Thread(e.ctx, ana, th.ID)
+	if err != nil || view.LastMessageID == nil || *view.LastMessageID != m3.ID || view.ReadBy == nil || view.ReadBy.Count != 2 || view.ReadBy.Of != 4 {
+		t.Errorf("thread view: last %v read by %+v (%v)", view.LastMessageID, view.ReadBy, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		who    auth.Principal
+		unread int
+	}{{"ana, the author", ana, 0}, {"ben", ben, 0}, {"cat", cat, 1}, {"eve", eve, 3}} {
+		v, err := e.store.Thread(e.ctx, tc.who, th.ID)
+		if err != nil || v.Unread != tc.unread {
+			t.Errorf("%s: unread %d (%v), want %d", tc.name, v.Unread, err, tc.unread)
+		}
+	}
+
+	// Marking read again changes nothing and announces nothing new.
+	before := len(e.audits(audit.Filter{ActorID: &ben.User.ID, Action: "message.mark_read"}))
+	if _, err := e.store.MarkRead(e.ctx, ben, th.ID, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(e.audits(audit.Filter{ActorID: &ben.User.ID, Action: "message.mark_read"})); after != before {
+		t.Errorf("a no-op mark-read was audited")
+	}
+	other := e.thread(ana, inbox.NewThread{Kind: inbox.Direct, MemberIDs: ids(ben)})
+	elsewhere := e.post(ana, other, "elsewhere")
+	_, err = e.store.MarkRead(e.ctx, ben, th.ID, elsewhere.ID)
+	invalid(t, "a message of another thread", err, "message_id")
+
+	// Who leaves stops counting.
+	if err := e.store.RemoveMember(e.ctx, ana, th.ID, dan.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.store.Message(e.ctx, ana, th.ID, m3.ID)
+	if after.ReadBy.Count != 1 || after.ReadBy.Of != 3 {
+		t.Errorf("after dan left: read by %d of %d, want 1 of 3", after.ReadBy.Count, after.ReadBy.Of)
+	}
+}
+
+func TestAcknowledgementRequired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana, ben, cat := e.user("Dr Ana", "physician"), e.user("Ben RN", "nurse"), e.user("Cat RN", "nurse")
+	th := e.group(ana, true, ben, cat)
+	broadcast, err := e.store.Post(e.ctx, ana, th.ID, inbox.NewMessage{Text: "Code cart moved to room 4", AckRequired: true})
+	if err != nil || broadcast.AcknowledgedBy == nil || broadcast.AcknowledgedBy.Of != 2 || broadcast.AcknowledgedBy.Count != 0 {
+		t.Fatalf("broadcast: %+v %v", broadcast.AcknowledgedBy, err)
+	}
+	plain := e.post(ana, th, "fyi")
+	if plain.AcknowledgedBy != nil {
+		t.Errorf("a plain message shows acknowledgements: %+v", plain.AcknowledgedBy)
+	}
+
+	for range 2 { // twice: harmless
+		m, err := e.store.Acknowledge(e.ctx, ben, th.ID, broadcast.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.AcknowledgedBy.Count != 1 || m.AcknowledgedBy.Users[0].UserID != ben.User.ID || m.ReadBy.Count != 1 {
+			t.Errorf("after ben: acknowledged %+v, read %+v", m.AcknowledgedBy, m.ReadBy)
+		}
+	}
+	if evs := e.audits(audit.Filter{ActorID: &ben.User.ID, Action: "message.acknowledge"}); len(evs) != 1 {
+		t.Errorf("%d acknowledgements audited, want 1", len(evs))
+	}
+	_, err = e.store.Acknowledge(e.ctx, ana, th.ID, broadcast.ID)
+	conflict(t, "the author acknowledging", err)
+	_, err = e.store.Acknowledge(e.ctx, ben, th.ID, plain.ID)
+	conflict(t, "acknowledging a message that does not ask", err)
+	outsider := e.user("Dan RN", "nurse")
+	_, err = e.store.Acknowledge(e.ctx, outsider, th.ID, broadcast.ID)
+	forbidden(t, "a non-member acknowledging", err)
+}
+
+func TestDeliveredNeedsMembership(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana, ben, dan := e.user("Dr Ana", "physician"), e.user("Ben RN", "nurse"), e.user("Dan RN", "nurse")
+	th := e.group(ana, true, ben)
+	m := e.post(ana, th, "hello")
+	for _, u := range []auth.Principal{ben, dan, ana} {
+		if err := e.store.Delivered(e.ctx, u.User.ID, m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := e.db.Pool.Query(e.ctx, `SELECT user_id FROM message_receipts WHERE message_id = $1 AND delivered_at IS NOT NULL`, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		rows.Scan(&id)
+		got = append(got, id)
+	}
+	if !slices.Equal(got, ids(ben)) {
+		t.Errorf("delivered to %v, want only ben (not the author, not a non-member)", got)
+	}
+}

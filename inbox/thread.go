@@ -1,0 +1,482 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callroom/callroom"
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// Kind is what a thread is about.
+type Kind string
+
+const (
+	// Patient: the care team's conversation about one patient (and
+	// optionally one encounter). Pages about the patient post into it.
+	Patient Kind = "patient"
+	// Group: a named group of people, e.g. "4 West nurses".
+	Group Kind = "group"
+	// Direct: exactly two people. There is one per pair.
+	Direct Kind = "direct"
+)
+
+// Kinds lists every kind.
+var Kinds = []Kind{Patient, Group, Direct}
+
+func checkKind(field string, k Kind) error {
+	switch k {
+	case Patient, Group, Direct:
+		return nil
+	case "":
+		return callroom.Invalid(field, "is required: patient, group or direct")
+	}
+	return callroom.Invalid(field, "must be patient, group or direct")
+}
+
+// Thread is a conversation as one of its members sees it.
+type Thread struct {
+	ID                   uuid.UUID  `json:"id" db:"id"`
+	Kind                 Kind       `json:"kind" db:"kind"`
+	Name                 string     `json:"name" db:"name"`
+	PatientRef           *string    `json:"patient_ref,omitempty" db:"patient_ref"`
+	EncounterRef         *string    `json:"encounter_ref,omitempty" db:"encounter_ref"`
+	HistoryForNewMembers bool       `json:"history_for_new_members" db:"history_for_new_members"`
+	LegalHold            bool       `json:"legal_hold" db:"legal_hold"`
+	CreatedBy            *uuid.UUID `json:"created_by,omitempty" db:"created_by"`
+	CreatedAt            time.Time  `json:"created_at" db:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at" db:"updated_at"`
+	LastMessageAt        *time.Time `json:"last_message_at,omitempty" db:"last_message_at"`
+
+	// Current members, by when they joined.
+	Members []Member `json:"members" db:"-"`
+	// Messages the viewer can see and has not read (not their own, not recalled).
+	Unread int `json:"unread" db:"-"`
+	// The newest message the viewer can see, and who of its audience read it
+	// ("read by 3 of 5"); only when one thread is opened.
+	LastMessageID *uuid.UUID `json:"last_message_id,omitempty" db:"-"`
+	ReadBy        *Tally     `json:"read_by,omitempty" db:"-"`
+}
+
+func (t Thread) patientRef() string {
+	if t.PatientRef != nil {
+		return *t.PatientRef
+	}
+	return ""
+}
+
+// Member is a person currently in a thread.
+type Member struct {
+	UserID   uuid.UUID  `json:"user_id" db:"user_id"`
+	Name     string     `json:"name" db:"name"`
+	JoinedAt time.Time  `json:"joined_at" db:"joined_at"`
+	AddedBy  *uuid.UUID `json:"added_by,omitempty" db:"added_by"`
+}
+
+// NewThread is what starting a conversation takes. The creator is always a
+// member; MemberIDs are the others.
+type NewThread struct {
+	Kind         Kind        `json:"kind"`
+	Name         string      `json:"name,omitempty"`
+	PatientRef   string      `json:"patient_ref,omitempty"`
+	EncounterRef string      `json:"encounter_ref,omitempty"`
+	MemberIDs    []uuid.UUID `json:"member_ids,omitempty"`
+	// Whether people added later see what was said before they joined
+	// (default true). A thread where that would overshare sets false.
+	HistoryForNewMembers *bool `json:"history_for_new_members,omitempty"`
+}
+
+// Limits on threads.
+const (
+	MaxNameLength = 200
+	// MaxMembersPerRequest bounds member_ids and user_ids in one request.
+	MaxMembersPerRequest = 100
+)
+
+// validate checks in and returns every member, the creator first.
+func (in *NewThread) validate(creator uuid.UUID) ([]uuid.UUID, error) {
+	if err := checkKind("kind", in.Kind); err != nil {
+		return nil, err
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if utf8.RuneCountInString(in.Name) > MaxNameLength {
+		return nil, callroom.Invalid("name", "is longer than %d characters", MaxNameLength)
+	}
+	members, err := memberList("member_ids", creator, in.MemberIDs)
+	if err != nil {
+		return nil, err
+	}
+	switch in.Kind {
+	case Patient:
+		if err := checkPatientRef("patient_ref", in.PatientRef); err != nil {
+			return nil, err
+		}
+		if err := checkEncounterRef("encounter_ref", in.EncounterRef); err != nil {
+			return nil, err
+		}
+	case Group:
+		if in.Name == "" {
+			return nil, callroom.Invalid("name", "is required for a group thread")
+		}
+	case Direct:
+		if in.Name != "" {
+			return nil, callroom.Invalid("name", "a direct thread has no name")
+		}
+		if len(members) != 2 {
+			return nil, callroom.Invalid("member_ids", "a direct thread is between you and exactly one other person")
+		}
+		if in.HistoryForNewMembers != nil {
+			return nil, callroom.Invalid("history_for_new_members", "a direct thread never gets new members")
+		}
+	}
+	if in.Kind != Patient {
+		if in.PatientRef != "" {
+			return nil, callroom.Invalid("patient_ref", "is only for patient threads")
+		}
+		if in.EncounterRef != "" {
+			return nil, callroom.Invalid("encounter_ref", "is only for patient threads")
+		}
+	}
+	return members, nil
+}
+
+// memberList returns first followed by ids, without duplicates.
+func memberList(field string, first uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error) {
+	if len(ids) > MaxMembersPerRequest {
+		return nil, callroom.Invalid(field, "lists more than %d people", MaxMembersPerRequest)
+	}
+	out := []uuid.UUID{}
+	if first != uuid.Nil {
+		out = append(out, first)
+	}
+	for i, id := range ids {
+		if id == uuid.Nil {
+			return nil, callroom.Invalid(fmt.Sprintf("%s.%d", field, i), "is the nil id")
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// orderedPair is how a direct thread stores its two people, in PostgreSQL's
+// uuid order (bytewise), so either can ask for it.
+func orderedPair(a, b uuid.UUID) (lo, hi uuid.UUID) {
+	if bytes.Compare(a[:], b[:]) < 0 {
+		return a, b
+	}
+	return b, a
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+const threadColumns = `t.id, t.kind, t.name, t.patient_ref, t.encounter_ref, t.history_for_new_members, t.legal_hold,
+	t.created_by, t.created_at, t.updated_at, t.last_message_at`
+
+// getThread reads a thread's row; lock is "" or a locking clause.
+func getThread(ctx context.Context, q pg.Querier, id uuid.UUID, lock string) (Thread, error) {
+	rows, _ := q.Query(ctx, `SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id)
+	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Thread])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("thread: %w", callroom.ErrNotFound)
+	}
+	return t, err
+}
+
+// CreateThread starts a conversation. Asking for a direct thread between two
+// people who already have one returns theirs, with created false.
+func (s *Store) CreateThread(ctx context.Context, who auth.Principal, in NewThread) (Thread, bool, error) {
+	if !isClinician(who.User) {
+		return Thread{}, false, s.refuse(ctx, who.Actor(), &denial{action: "thread.create", objectType: "thread",
+			reason: "only nurses and physicians start conversations"})
+	}
+	members, err := in.validate(who.User.ID)
+	if err != nil {
+		return Thread{}, false, err
+	}
+	var out Thread
+	created := false
+	err = s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		if err := checkInvitees(ctx, tx, "member_ids", members[1:]); err != nil {
+			return err
+		}
+		var id uuid.UUID
+		if in.Kind == Direct {
+			lo, hi := orderedPair(members[0], members[1])
+			err := tx.QueryRow(ctx, `INSERT INTO threads (kind, direct_low, direct_high, created_by) VALUES ('direct', $1, $2, $3)
+				ON CONFLICT (direct_low, direct_high) WHERE kind = 'direct' DO NOTHING RETURNING id`, lo, hi, who.User.ID).Scan(&id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				// The pair already has a thread (perhaps committed a moment
+				// ago by the other person): this is opening it.
+				if err := tx.QueryRow(ctx, `SELECT id FROM threads WHERE kind = 'direct' AND direct_low = $1 AND direct_high = $2`,
+					lo, hi).Scan(&id); err != nil {
+					return err
+				}
+				if out, err = s.view(ctx, tx, id, who.User.ID, true); err != nil {
+					return err
+				}
+				return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.read", ObjectType: "thread", ObjectID: id.String()})
+			}
+			if err != nil {
+				return err
+			}
+		} else {
+			history := in.HistoryForNewMembers == nil || *in.HistoryForNewMembers
+			err := tx.QueryRow(ctx, `INSERT INTO threads (kind, name, patient_ref, encounter_ref, history_for_new_members, created_by)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+				in.Kind, in.Name, nullString(in.PatientRef), nullString(in.EncounterRef), history, who.User.ID).Scan(&id)
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := addMembers(ctx, tx, id, members, &who.User.ID); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.create", ObjectType: "thread", ObjectID: id.String(),
+			PatientRef: in.PatientRef, Details: map[string]any{"kind": in.Kind, "members": len(members)}}); err != nil {
+			return err
+		}
+		if err := announce(ctx, tx, id, EventThreadUpdated, threadEvent{ThreadID: id}); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.view(ctx, tx, id, who.User.ID, true)
+		created = true
+		return err
+	})
+	return out, created, err
+}
+
+// Thread opens one thread (members only; audited).
+func (s *Store) Thread(ctx context.Context, who auth.Principal, id uuid.UUID) (Thread, error) {
+	var out Thread
+	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		t, err := getThread(ctx, tx, id, "")
+		if err != nil {
+			return err
+		}
+		if _, err := requireMember(ctx, tx, t, who.User.ID, "thread.read"); err != nil {
+			return err
+		}
+		if out, err = s.view(ctx, tx, id, who.User.ID, true); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.read", ObjectType: "thread", ObjectID: id.String(),
+			PatientRef: t.patientRef()})
+	})
+	return out, err
+}
+
+// ThreadFilter narrows Threads.
+type ThreadFilter struct {
+	Kind  Kind // all kinds when empty
+	Limit int  // 1..500, default 100
+}
+
+// Threads lists the caller's current threads, most recently active first.
+// Listing shows patient references, so each patient whose thread is listed
+// gets an audit event naming them.
+func (s *Store) Threads(ctx context.Context, who auth.Principal, f ThreadFilter) ([]Thread, error) {
+	if f.Kind != "" {
+		if err := checkKind("kind", f.Kind); err != nil {
+			return nil, err
+		}
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if f.Limit < 1 || f.Limit > 500 {
+		return nil, callroom.Invalid("limit", "must be between 1 and 500")
+	}
+	var out []Thread
+	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+threadColumns+` FROM threads t
+			JOIN thread_members me ON me.thread_id = t.id AND me.user_id = $1 AND me.left_at IS NULL
+			WHERE ($2 = '' OR t.kind = $2)
+			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT $3`, who.User.ID, string(f.Kind), f.Limit)
+		var err error
+		if out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread]); err != nil {
+			return err
+		}
+		if err := s.fill(ctx, tx, who.User.ID, out, false); err != nil {
+			return err
+		}
+		return auditList(ctx, tx, who, out, "")
+	})
+	return out, err
+}
+
+// PatientThreads is the chart view: the patient's threads the caller is in,
+// or all of them for holders of auth.ReadAudit (auditors, administrators),
+// who investigate without being members. Always audited with the patient_ref,
+// also when nothing is found.
+func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref string) ([]Thread, error) {
+	if err := checkPatientRef("ref", ref); err != nil {
+		return nil, err
+	}
+	var out []Thread
+	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+threadColumns+` FROM threads t
+			WHERE t.kind = 'patient' AND t.patient_ref = $1
+			  AND ($3 OR EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = t.id AND me.user_id = $2 AND me.left_at IS NULL))
+			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, who.User.ID, mayReadVersions(who))
+		var err error
+		if out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread]); err != nil {
+			return err
+		}
+		if err := s.fill(ctx, tx, who.User.ID, out, false); err != nil {
+			return err
+		}
+		return auditList(ctx, tx, who, out, ref)
+	})
+	return out, err
+}
+
+// auditList records a listing: one event with the count, and one per
+// patient listed, so the patient's access report shows it.
+func auditList(ctx context.Context, tx pgx.Tx, who auth.Principal, ts []Thread, ref string) error {
+	refs := map[string]int{}
+	if ref != "" {
+		refs[ref] = 0
+	}
+	for _, t := range ts {
+		if r := t.patientRef(); r != "" {
+			refs[r]++
+		}
+	}
+	if ref == "" {
+		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread",
+			Details: map[string]any{"count": len(ts)}}); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, 0, len(refs))
+	for r := range refs {
+		keys = append(keys, r)
+	}
+	slices.Sort(keys)
+	for _, r := range keys {
+		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread", PatientRef: r,
+			Details: map[string]any{"count": refs[r]}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// view reads a thread with its members and the viewer's unread count;
+// detail adds the newest message the viewer can see and who read it.
+func (s *Store) view(ctx context.Context, q pg.Querier, id, viewer uuid.UUID, detail bool) (Thread, error) {
+	t, err := getThread(ctx, q, id, "")
+	if err != nil {
+		return t, err
+	}
+	ts := []Thread{t}
+	if err := s.fill(ctx, q, viewer, ts, detail); err != nil {
+		return t, err
+	}
+	return ts[0], nil
+}
+
+// fill adds members and unread counts to ts in two queries whatever their
+// number.
+func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []Thread, detail bool) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	type memberRow struct {
+		ThreadID uuid.UUID `db:"thread_id"`
+		Member
+	}
+	rows, _ := q.Query(ctx, `SELECT tm.thread_id, tm.user_id, u.name, tm.joined_at, tm.added_by
+		FROM thread_members tm JOIN users u ON u.id = tm.user_id
+		WHERE tm.thread_id = ANY($1) AND tm.left_at IS NULL ORDER BY tm.joined_at, tm.id`, ids)
+	members, err := pgx.CollectRows(rows, pgx.RowToStructByName[memberRow])
+	if err != nil {
+		return err
+	}
+	type unreadRow struct {
+		ThreadID uuid.UUID `db:"thread_id"`
+		Unread   int       `db:"unread"`
+	}
+	rows, _ = q.Query(ctx, `SELECT me.thread_id, count(m.id)::int AS unread
+		FROM thread_members me
+		JOIN threads t ON t.id = me.thread_id
+		JOIN messages m ON m.thread_id = me.thread_id AND m.seq > me.read_seq
+		WHERE me.thread_id = ANY($1) AND me.user_id = $2 AND me.left_at IS NULL
+		  AND m.author_id IS DISTINCT FROM $2 AND m.recalled_at IS NULL AND m.purged_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM message_receipts r WHERE r.message_id = m.id AND r.user_id = $2 AND r.read_at IS NOT NULL)
+		  AND `+visibleSQL("$2")+`
+		GROUP BY me.thread_id`, ids, viewer)
+	unread, err := pgx.CollectRows(rows, pgx.RowToStructByName[unreadRow])
+	if err != nil {
+		return err
+	}
+	for i := range ts {
+		ts[i].Members = []Member{}
+		for _, m := range members {
+			if m.ThreadID == ts[i].ID {
+				ts[i].Members = append(ts[i].Members, m.Member)
+			}
+		}
+		for _, u := range unread {
+			if u.ThreadID == ts[i].ID {
+				ts[i].Unread = u.Unread
+			}
+		}
+	}
+	if !detail {
+		return nil
+	}
+	for i := range ts {
+		rows, _ := q.Query(ctx, messageSelect+` WHERE m.thread_id = $1 AND `+visibleSQL("$2")+` ORDER BY m.seq DESC LIMIT 1`, ts[i].ID, viewer)
+		last, err := pgx.CollectRows(rows, pgx.RowToStructByName[messageRow])
+		if err != nil {
+			return err
+		}
+		if len(last) == 0 {
+			continue
+		}
+		a, err := loadAudience(ctx, q, ts[i])
+		if err != nil {
+			return err
+		}
+		read, _, err := tallies(ctx, q, a, last)
+		if err != nil {
+			return err
+		}
+		tally := read[last[0].ID]
+		ts[i].LastMessageID, ts[i].ReadBy = &last[0].ID, &tally
+	}
+	return nil
+}
+
+// visibleSQL is the condition "message m of thread t is visible to the user
+// u" for a current member u: the thread shows its history to new members, or
+// u was a member when m was posted.
+func visibleSQL(u string) string {
+	return `(t.history_for_new_members OR EXISTS (SELECT 1 FROM thread_members vp
+		WHERE vp.thread_id = m.thread_id AND vp.user_id = ` + u + `
+		  AND vp.joined_at <= m.created_at AND (vp.left_at IS NULL OR m.created_at < vp.left_at)))`
+}
