@@ -24,6 +24,7 @@ import (
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/internal/pgtest"
+	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -203,6 +204,13 @@ func crashTest(t *testing.T, firstDelay int, quiet bool) {
 	}
 	store := escalation.NewStore(db.Pool, log)
 	store.SetRiver(inserter)
+	mk, err := keys.LoadMasterKeys("", apitest.TestMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Sealer, err = keys.NewKeyring(ctx, db.Pool, mk); err != nil {
+		t.Fatal(err)
+	}
 	pol, err := store.CreatePolicy(ctx, audit.System, escalation.NewPolicy{Name: "Cardiology", Steps: []escalation.Step{
 		{DelaySeconds: firstDelay, Targets: []escalation.Target{{UserID: &ids[0]}}},
 		{DelaySeconds: 3600, Targets: []escalation.Target{{UserID: &ids[1]}}},

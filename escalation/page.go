@@ -71,6 +71,7 @@ type Page struct {
 
 	policyID  *uuid.UUID
 	nextJobID *int64
+	sealed    []byte // summary and body, sealed; opened only where shown
 }
 
 // PageDetail is a page with its timeline and notifications.
@@ -146,15 +147,15 @@ func nullString(s string) *string {
 }
 
 const pageColumns = `p.id, p.service_id, (SELECT name FROM services WHERE id = p.service_id) AS service_name, p.user_id,
-	p.priority, p.summary, p.body, p.patient_ref, p.encounter_ref, p.dedup_key, p.status, p.step, p.round, p.next_step_at,
+	p.priority, coalesce(p.summary, ''), coalesce(p.body, ''), p.patient_ref, p.encounter_ref, p.dedup_key, p.status, p.step, p.round, p.next_step_at,
 	p.created_by, p.created_at, p.acknowledged_by, p.acknowledged_at, p.resolved_by, p.resolved_at, p.updated_at,
-	p.policy_id, p.next_job_id`
+	p.policy_id, p.next_job_id, p.text_sealed`
 
 func scanPage(row pgx.CollectableRow) (Page, error) {
 	var p Page
 	err := row.Scan(&p.ID, &p.ServiceID, &p.ServiceName, &p.UserID, &p.Priority, &p.Summary, &p.Body, &p.PatientRef,
 		&p.EncounterRef, &p.DedupKey, &p.Status, &p.Step, &p.Round, &p.NextStepAt, &p.CreatedBy, &p.CreatedAt,
-		&p.AcknowledgedBy, &p.AcknowledgedAt, &p.ResolvedBy, &p.ResolvedAt, &p.UpdatedAt, &p.policyID, &p.nextJobID)
+		&p.AcknowledgedBy, &p.AcknowledgedAt, &p.ResolvedBy, &p.ResolvedAt, &p.UpdatedAt, &p.policyID, &p.nextJobID, &p.sealed)
 	return p, err
 }
 
@@ -212,11 +213,15 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 				return err
 			}
 		}
-		var id uuid.UUID
-		err := tx.QueryRow(ctx, `INSERT INTO pages (service_id, user_id, policy_id, priority, summary, body, patient_ref, encounter_ref, dedup_key, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-			in.ServiceID, in.UserID, policyID, in.Priority, in.Summary, in.Body, nullString(in.PatientRef),
-			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID)).Scan(&id)
+		id := uuid.New()
+		sealed, keyID, err := s.sealText(ctx, id, in.Summary, in.Body)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
+			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID))
 		if pg.IsUniqueViolation(err, "pages_dedup_key") {
 			// Another request with the same key committed first.
 			return errDedupRace
@@ -259,9 +264,12 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 			target = *in.UserID
 		}
 		p, err = openByDedupKey(ctx, s.db, target, in.DedupKey)
+		created = false
+	}
+	if err != nil {
 		return p, false, err
 	}
-	return p, created, err
+	return p, created, s.openText(ctx, &p)
 }
 
 var errDedupRace = errors.New("dedup race")
@@ -328,7 +336,16 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Page, error) {
 	rows, _ := s.db.Query(ctx, `SELECT `+pageColumns+` FROM pages p
 		WHERE ($1 = '' OR p.status = $1) AND ($2::uuid IS NULL OR p.service_id = $2) AND ($3::timestamptz IS NULL OR p.created_at < $3)
 		ORDER BY p.created_at DESC, p.id LIMIT $4`, string(f.Status), f.ServiceID, f.Before, f.Limit)
-	return pgx.CollectRows(rows, scanPage)
+	pages, err := pgx.CollectRows(rows, scanPage)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pages {
+		if err := s.openText(ctx, &pages[i]); err != nil {
+			return nil, err
+		}
+	}
+	return pages, nil
 }
 
 // Get returns a page with its timeline and notifications.
@@ -337,6 +354,9 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (PageDetail, error) {
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := getPage(ctx, tx, id, false)
 		if err != nil {
+			return err
+		}
+		if err := s.openText(ctx, &p); err != nil {
 			return err
 		}
 		d.Page = p

@@ -34,6 +34,8 @@ type Store struct {
 	// before the instance starts serving.
 	DeliverAttempts int
 	DeliverBackoff  []time.Duration
+	// Sealer encrypts page text at rest; required to create pages.
+	Sealer Sealer
 	// FilePage, when set, files a page about a patient in that patient's
 	// thread, inside the page's own transaction (the inbox does it).
 	FilePage func(ctx context.Context, tx pgx.Tx, p FiledPage) error

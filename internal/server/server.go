@@ -86,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Contacts = notify.NewStore(cfg.Pool)
 	s.Pages = escalation.NewStore(cfg.Pool, cfg.Log.With("component", "escalation"))
 	s.Pages.PublicURL = cfg.PublicURL
+	s.Pages.Sealer = s.Keys
 	s.Inbox = inbox.NewStore(cfg.Pool, s.Keys, cfg.Log.With("component", "inbox"))
 	// A page about a patient is filed in that patient's thread, in the page's transaction.
 	s.Pages.FilePage = func(ctx context.Context, tx pgx.Tx, p escalation.FiledPage) error {
