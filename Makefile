@@ -31,11 +31,17 @@ test:
 	$(GO) test -count=1 -timeout 9m ./...
 
 # Benchmarks run against a durable cluster (fsync on), as production would.
+# What each figure is, its target and the last results: docs/PERFORMANCE.md.
+# Every benchmark runs BENCH_COUNT (3) times, one package at a time (-p 1)
+# so that they do not load the machine for each other; compare medians.
+# About 10 minutes. EscalationLatenessSpread is skipped (see its comment).
 bench:
 	@set -e; \
 	url="$${CALLROOM_BENCH_DATABASE_URL:-$$(scripts/postgres.sh bench)}"; \
 	export CALLROOM_TEST_DATABASE_URL="$$url"; \
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+	echo "bench: $$(nproc) CPUs ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	$(GO) test -p 1 -run '^$$' -bench . -skip 'EscalationLatenessSpread' -benchtime 2s \
+		-count $${BENCH_COUNT:-3} -timeout 30m ./...
 
 vet:
 	$(GO) vet ./...
