@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -38,6 +39,9 @@ type Server struct {
 	PublicURL string
 	// SecureCookies marks the session cookie Secure (set when PublicURL is https).
 	SecureCookies bool
+	// Web, when set, serves the browser client: every GET that no API route
+	// matches outside /api/ goes to it (see package web).
+	Web http.Handler
 
 	// routes registered by domain files; see routes().
 	extra []func(chi.Router)
@@ -47,7 +51,13 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.logRequests, securityHeaders)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such route") })
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if s.Web != nil && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.Web.ServeHTTP(w, r)
+			return
+		}
+		notFound(w, "no such route")
+	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Status: http.StatusMethodNotAllowed, Detail: "method not allowed on this route"})
 	})

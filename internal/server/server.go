@@ -28,6 +28,7 @@ import (
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/web"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -146,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready,
+		Web:   web.Handler(web.Options{}),
 	}
 	return s, nil
 }

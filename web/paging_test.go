@@ -1,0 +1,76 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/callroom/callroom/internal/apitest"
+)
+
+// TestNurseSeesStatPageAcknowledgedLive: a nurse, on a workstation, pages
+// Cardiology STAT, sees who is on call before sending, and watches the page
+// acknowledged by the physician, who acknowledges it from a phone-sized
+// window in a second browser context; nobody reloads.
+func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	browser := startBrowser(t)
+	nurse := newPerson(t, in, browser, "Nora Nurse", 1280, 900, "nurse")
+	doc := newPerson(t, in, browser, "Dr. Pat Cardio", 360, 740, "physician")
+
+	admin := in.User("Ada Admin", "admin")
+	pol := admin.Must(http.StatusCreated, "POST", "/api/v1/escalation-policies", map[string]any{
+		"name": "Cardiology", "repeat": 0,
+		"steps": []map[string]any{{"delay_seconds": 300, "targets": []map[string]any{{"user_id": doc.id}}}},
+	})
+	svc := admin.Must(http.StatusCreated, "POST", "/api/v1/services", map[string]any{
+		"name": "Cardiology", "escalation_policy_id": pol["id"],
+	})
+
+	nurse.signIn(in.URL)
+	doc.signIn(in.URL)
+	doc.do("open inbox", chromedp.Navigate(in.URL+"/#inbox"))
+	doc.waitFor("inbox shown", `!document.querySelector("#inbox").hidden && document.querySelector("#open-pages li")`)
+
+	// The console opens by default for someone who may send pages.
+	nurse.waitFor("console shown", `!document.querySelector("#console").hidden && document.querySelector("#page-service").options.length > 1`)
+	nurse.do("choose Cardiology", choose("#page-service", svc["id"].(string)))
+	nurse.waitFor("on call shown", fmt.Sprintf(`document.querySelector("#oncall-now").textContent.includes(%q)`, doc.name))
+	nurse.do("write the page",
+		chromedp.Click(chromedp.CSS(`input[name=priority][value=stat]`)),
+		chromedp.SendKeys(chromedp.ID("page-summary"), "Chest pain, 4 West room 12, troponin rising"),
+	)
+	nurse.screenshot("paging-console")
+	nurse.do("mark the window", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	nurse.do("send", chromedp.Click(chromedp.ID("page-send")))
+	nurse.waitFor("page open", `document.querySelector("#page-status").dataset.status === "open"`)
+	// The in-app notification reaches the physician's open stream.
+	nurse.waitFor("delivered shown", `[...document.querySelectorAll("#page-timeline li")].some(li => li.dataset.kind === "delivered" || li.dataset.kind === "notified")`)
+
+	// The physician's inbox shows it without a reload, STAT badge first.
+	doc.waitFor("page arrives", `[...document.querySelectorAll("#open-pages .page-item")].some(li => li.textContent.includes("troponin rising") && li.querySelector(".badge.stat"))`)
+	doc.screenshot("inbox-phone-page")
+	doc.do("acknowledge", chromedp.Click(chromedp.CSS(`#open-pages .page-item button`)))
+	doc.waitFor("acknowledged on the phone", `document.querySelector("#notice").textContent === "Page acknowledged."`)
+
+	nurse.waitFor("acknowledged live", fmt.Sprintf(
+		`document.querySelector("#page-status").textContent === %q`, "Acknowledged by "+doc.name))
+	nurse.waitFor("timeline says who", fmt.Sprintf(
+		`[...document.querySelectorAll("#page-timeline li")].some(li => li.dataset.kind === "acknowledged" && li.textContent.includes(%q))`, doc.name))
+	if !eval[bool](nurse, `window.notReloaded === true`) {
+		t.Error("the nurse's window reloaded; the update should have arrived over the event stream")
+	}
+	if got := eval[string](nurse, `document.querySelector("#page-elapsed").textContent`); got == "" {
+		t.Error("no elapsed time shown")
+	}
+	nurse.screenshot("paging-console-acknowledged")
+
+	// Nothing the page said reached the logs.
+	if logs := in.LogText(); strings.Contains(logs, "troponin") {
+		t.Error("the page's summary appears in the logs")
+	}
+}

@@ -1,0 +1,473 @@
+// callroom web client. Plain JavaScript, no build step, no inline script
+// (the Content-Security-Policy forbids it). Screens are sections of
+// index.html chosen by the URL fragment; data comes from /api/v1 with the
+// session cookie; live updates come from the event stream, whose events
+// carry ids only: the client refetches what changed.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+// el builds an element with text content only: API data is never parsed as HTML.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else if (k === "on") for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// ---- API --------------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || "request failed (" + status + ")");
+    this.status = status;
+    this.field = problem && problem.field;
+  }
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch("/api/v1" + path, opts);
+  let data = null;
+  if (resp.status !== 204) {
+    try { data = await resp.json(); } catch (_) { data = null; }
+  }
+  if (!resp.ok) {
+    if (resp.status === 401 && path !== "/auth/login" && state.me) {
+      signedOut("Your session has ended. Sign in again.");
+    }
+    throw new APIError(resp.status, data);
+  }
+  return data;
+}
+
+// ---- state ------------------------------------------------------------
+
+const state = {
+  me: null,            // {user, permissions}
+  users: new Map(),    // id -> user, for names on timelines
+  stream: null,        // EventSource
+  listeners: new Set(),
+  idleTimer: null,
+  idleSeconds: 0,
+  watchedPage: null,   // the page the console is watching
+  tick: null,
+};
+
+function can(perm) { return !!(state.me && state.me.permissions.includes(perm)); }
+function userName(id) { const u = state.users.get(id); return u ? u.name : "someone"; }
+
+function notice(text) {
+  const n = $("#notice");
+  n.textContent = text;
+  n.hidden = !text;
+}
+
+// ---- screens ----------------------------------------------------------
+
+const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules };
+
+function route() {
+  if (!state.me) { showScreen("signin"); return; }
+  let name = location.hash.replace(/^#/, "");
+  if (!screens[name]) name = can("pages.send") ? "console" : "inbox";
+  showScreen(name);
+  screens[name]().catch(fail);
+}
+
+function showScreen(name) {
+  for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== name;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.screen === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  $("#top").hidden = name === "signin";
+}
+
+function fail(err) {
+  console.error(err);
+  notice(err.message || String(err));
+}
+
+// ---- sign in / out, idle logoff ---------------------------------------
+
+// The sign-in screen is a sequence of steps (forms). Today: password.
+// When the server answers that a second factor is needed
+// ({"next_step": "totp", ...}), the second form is shown and its code
+// posted to the step's endpoint.
+let pendingSecondStep = null;
+
+async function signInPassword(ev) {
+  ev.preventDefault();
+  const email = $("#signin-email").value.trim();
+  const password = $("#signin-pw").value;
+  showSignInMessage("");
+  try {
+    const out = await api("POST", "/auth/login", { email, password });
+    if (out && out.next_step) {
+      pendingSecondStep = out;
+      $("#signin-password").hidden = true;
+      $("#signin-second").hidden = false;
+      $("#signin-code").focus();
+      return;
+    }
+    await signedIn(out);
+  } catch (err) {
+    showSignInMessage(err.status === 401 ? "Email or password is wrong." : err.message);
+  }
+}
+
+async function signInSecondStep(ev) {
+  ev.preventDefault();
+  if (!pendingSecondStep) return;
+  try {
+    const out = await api("POST", pendingSecondStep.next_step_path || "/auth/login/totp",
+      { challenge: pendingSecondStep.challenge, code: $("#signin-code").value.trim() });
+    pendingSecondStep = null;
+    await signedIn(out);
+  } catch (err) {
+    showSignInMessage(err.message);
+  }
+}
+
+function showSignInMessage(text) {
+  const m = $("#signin-message");
+  m.textContent = text;
+  m.hidden = !text;
+}
+
+async function signedIn(login) {
+  $("#signin-pw").value = "";
+  $("#signin-code").value = "";
+  $("#signin-password").hidden = false;
+  $("#signin-second").hidden = true;
+  if (login && login.idle_timeout_seconds) {
+    sessionStorage.setItem("idle_timeout_seconds", String(login.idle_timeout_seconds));
+  }
+  await loadMe();
+}
+
+async function loadMe() {
+  try {
+    state.me = await api("GET", "/me");
+  } catch (err) {
+    state.me = null;
+    showScreen("signin");
+    return;
+  }
+  $("#whoami").textContent = state.me.user.name;
+  for (const a of document.querySelectorAll("nav a")) {
+    const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read" }[a.dataset.screen];
+    a.hidden = !can(need);
+  }
+  state.idleSeconds = Number(sessionStorage.getItem("idle_timeout_seconds") || 0);
+  try {
+    const d = await api("GET", "/users");
+    for (const u of d.users) state.users.set(u.id, u);
+  } catch (_) { /* names fall back to "someone" */ }
+  openStream();
+  resetIdle();
+  notice("");
+  route();
+}
+
+async function signOut() {
+  try { await api("POST", "/auth/logout"); } catch (_) { /* already gone */ }
+  signedOut("You have signed out.");
+}
+
+// signedOut forgets everything shown and returns to the sign-in screen.
+function signedOut(message) {
+  state.me = null;
+  if (state.stream) { state.stream.close(); state.stream = null; }
+  clearTimeout(state.idleTimer);
+  clearInterval(state.tick);
+  state.watchedPage = null;
+  for (const id of ["#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
+    $(id).replaceChildren();
+  }
+  $("#page-live").hidden = true;
+  $("#thread-view").hidden = true;
+  $("#page-form").reset();
+  notice("");
+  showScreen("signin");
+  showSignInMessage(message);
+  $("#signin-email").focus();
+}
+
+// Idle logoff: the server ends a session idle for its idle timeout; the
+// client ends it at the same moment and clears the screen, so PHI does not
+// stay on an unattended workstation.
+function resetIdle() {
+  if (!state.me || !state.idleSeconds) return;
+  clearTimeout(state.idleTimer);
+  state.idleTimer = setTimeout(async () => {
+    try { await api("POST", "/auth/logout"); } catch (_) { /* expired already */ }
+    signedOut("You were signed out after " + describeSeconds(state.idleSeconds) + " without activity.");
+  }, state.idleSeconds * 1000);
+}
+
+function describeSeconds(s) {
+  if (s >= 120) return Math.round(s / 60) + " minutes";
+  return s + " seconds";
+}
+
+// ---- event stream -------------------------------------------------------
+
+function openStream() {
+  if (state.stream) state.stream.close();
+  const es = new EventSource("/api/v1/events");
+  state.stream = es;
+  const dispatch = (ev) => {
+    let data = {};
+    try { data = JSON.parse(ev.data); } catch (_) { return; }
+    for (const f of state.listeners) f(data);
+  };
+  for (const t of ["page.updated", "page.notify", "message.created", "message.updated",
+    "receipt.updated", "thread.updated", "stream.reset"]) {
+    es.addEventListener(t, dispatch);
+  }
+  es.addEventListener("session.revoked", () => signedOut("Your session was ended."));
+  es.addEventListener("open", () => { document.body.dataset.stream = "open"; });
+  es.addEventListener("error", () => { document.body.dataset.stream = "reconnecting"; });
+}
+
+state.listeners.add((e) => {
+  if (!state.me) return;
+  if (e.type === "page.updated" || e.type === "page.notify" || e.type === "stream.reset") {
+    if (state.watchedPage && (e.type === "stream.reset" || e.page_id === state.watchedPage)) {
+      refreshWatchedPage().catch(fail);
+    }
+    if (!$("#inbox").hidden) loadOpenPages().catch(fail);
+    if (!$("#console").hidden) loadRecentPages().catch(fail);
+  }
+  if (e.type.startsWith("message.") || e.type.startsWith("thread.") || e.type.startsWith("receipt.")) {
+    if (!$("#inbox").hidden) inboxEvent(e).catch(fail);
+  }
+});
+
+// ---- paging console ---------------------------------------------------
+
+async function showConsole() {
+  const sel = $("#page-service");
+  if (!sel.options.length) {
+    const d = await api("GET", "/services");
+    sel.replaceChildren(el("option", { value: "" }, "Choose a service"),
+      ...d.services.map((s) => el("option", { value: s.id }, s.name)));
+    const people = [...state.users.values()].filter((u) => u.active && u.id !== state.me.user.id)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    $("#page-person").replaceChildren(el("option", { value: "" }, "Choose a person"),
+      ...people.map((u) => el("option", { value: u.id }, u.name + " (" + u.roles.join(", ") + ")")));
+  }
+  await loadRecentPages();
+}
+
+function pageTarget() {
+  return document.querySelector("input[name=target]:checked").value;
+}
+
+function targetChanged() {
+  const person = pageTarget() === "person";
+  $("#page-service").hidden = person;
+  $("label[for=page-service]").hidden = person;
+  $("#page-person").hidden = !person;
+  $("label[for=page-person]").hidden = !person;
+  showOnCall().catch(fail);
+}
+
+// showOnCall answers "who will this page reach right now?": for a service,
+// whoever the first step of its escalation policy names or has on call.
+async function showOnCall() {
+  const out = $("#oncall-now");
+  out.textContent = "";
+  if (pageTarget() === "person") {
+    const id = $("#page-person").value;
+    if (id) out.textContent = "Goes to " + userName(id) + ".";
+    return;
+  }
+  const id = $("#page-service").value;
+  if (!id) return;
+  const svc = await api("GET", "/services/" + id);
+  const policy = await api("GET", "/escalation-policies/" + svc.escalation_policy_id);
+  const step = policy.steps[0];
+  if (!step) { out.textContent = "This service's policy has no steps."; return; }
+  const names = [];
+  for (const t of step.targets) {
+    if (t.user_id) names.push(userName(t.user_id));
+    if (t.schedule_id) {
+      const oc = await api("GET", "/schedules/" + t.schedule_id + "/on-call");
+      for (const u of oc.users) names.push(u.name);
+    }
+  }
+  out.textContent = names.length ? "On call now: " + names.join(", ") + "." : "No one is on call now: the page will escalate.";
+  out.classList.toggle("warning", !names.length);
+}
+
+async function sendPage(ev) {
+  ev.preventDefault();
+  const err = $("#page-error");
+  err.hidden = true;
+  const body = {
+    priority: document.querySelector("input[name=priority]:checked").value,
+    summary: $("#page-summary").value.trim(),
+  };
+  if (pageTarget() === "person") body.user_id = $("#page-person").value || undefined;
+  else body.service_id = $("#page-service").value || undefined;
+  if ($("#page-body").value.trim()) body.body = $("#page-body").value.trim();
+  if ($("#page-patient").value.trim()) body.patient_ref = $("#page-patient").value.trim();
+  try {
+    const p = await api("POST", "/pages", body);
+    $("#page-summary").value = "";
+    $("#page-body").value = "";
+    $("#page-patient").value = "";
+    watchPage(p.id);
+    loadRecentPages().catch(fail);
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+    const field = { service_id: "#page-service", user_id: "#page-person", summary: "#page-summary",
+      body: "#page-body", patient_ref: "#page-patient" }[e.field];
+    if (field) $(field).focus();
+  }
+}
+
+function watchPage(id) {
+  state.watchedPage = id;
+  $("#page-live").hidden = false;
+  clearInterval(state.tick);
+  state.tick = setInterval(renderElapsed, 1000);
+  refreshWatchedPage().catch(fail);
+}
+
+let watched = null;
+
+async function refreshWatchedPage() {
+  const id = state.watchedPage;
+  if (!id) return;
+  const p = await api("GET", "/pages/" + id);
+  if (state.watchedPage !== id) return;
+  watched = p;
+  const status = $("#page-status");
+  status.textContent = statusText(p);
+  status.dataset.status = p.status;
+  $("#page-timeline").replaceChildren(...p.timeline.map(timelineItem));
+  renderElapsed();
+}
+
+function statusText(p) {
+  const who = (id) => (id ? " by " + userName(id) : "");
+  switch (p.status) {
+    case "acknowledged": return "Acknowledged" + who(p.acknowledged_by);
+    case "resolved": return "Resolved" + who(p.resolved_by);
+    case "cancelled": return "Cancelled";
+    case "unanswered": return "Unanswered: no one acknowledged";
+    default: return "Open: waiting for acknowledgement";
+  }
+}
+
+function renderElapsed() {
+  if (!watched) return;
+  const end = watched.acknowledged_at || watched.resolved_at;
+  const ms = (end ? new Date(end) : new Date()) - new Date(watched.created_at);
+  const s = Math.max(0, Math.round(ms / 1000));
+  const txt = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  $("#page-elapsed").textContent = (end ? "answered after " : "elapsed ") + txt;
+}
+
+const kindText = {
+  created: "sent", step: "escalation step", notified: "notified", delivered: "delivered", read: "read",
+  acknowledged: "acknowledged", resolved: "resolved", cancelled: "cancelled", escalated: "escalated",
+  failed: "delivery failed", fallback: "fallback alarmed", no_one_on_call: "no one on call",
+  unanswered: "unanswered", repeated: "repeated from the top",
+};
+
+function timelineItem(t) {
+  const at = new Date(t.at).toLocaleTimeString();
+  let text = kindText[t.kind] || t.kind;
+  if (t.kind === "step" && t.step !== undefined) text = "escalation step " + (t.step + 1);
+  if (t.user_id) {
+    const prep = t.kind === "created" || t.kind === "acknowledged" || t.kind === "resolved" ||
+      t.kind === "cancelled" || t.kind === "escalated" ? " by " : ": ";
+    text += prep + userName(t.user_id);
+  }
+  if (t.channel) text += " (" + t.channel.replace("_", "-") + ")";
+  if (t.detail) text += " — " + t.detail;
+  return el("li", { "data-kind": t.kind }, el("time", { datetime: t.at }, at), " ", text);
+}
+
+async function loadRecentPages() {
+  if (!can("pages.read")) return;
+  const d = await api("GET", "/pages?limit=10");
+  $("#recent-pages").replaceChildren(...d.pages.map((p) => el("li", {},
+    el("button", { type: "button", class: "link", on: { click: () => watchPage(p.id) } },
+      el("span", { class: "badge " + p.priority }, p.priority.toUpperCase()), " ",
+      p.summary, " — ", p.service_name || userName(p.user_id), " — ", p.status))));
+}
+
+// ---- inbox ----------------------------------------------------------------
+
+async function showInbox() {
+  await Promise.all([loadOpenPages(), loadThreads()]);
+}
+
+// Open pages that need someone's acknowledgement, STAT first.
+async function loadOpenPages() {
+  const d = await api("GET", "/pages?status=open&limit=50");
+  const order = { stat: 0, asap: 1, urgent: 2, routine: 3 };
+  d.pages.sort((a, b) => order[a.priority] - order[b.priority] || new Date(a.created_at) - new Date(b.created_at));
+  const list = $("#open-pages");
+  if (!d.pages.length) { list.replaceChildren(el("li", { class: "empty" }, "No open pages.")); return; }
+  list.replaceChildren(...d.pages.map((p) => el("li", { class: "page-item", "data-page": p.id },
+    el("span", { class: "badge " + p.priority }, p.priority.toUpperCase()), " ",
+    el("span", { class: "summary" }, p.summary), " ",
+    el("span", { class: "meta" }, (p.service_name || "direct") + ", from " + userName(p.created_by)), " ",
+    el("button", { type: "button", on: { click: () => acknowledge(p.id) } }, "Acknowledge"))));
+}
+
+async function acknowledge(id) {
+  try {
+    await api("POST", "/pages/" + id + "/acknowledge");
+    notice("Page acknowledged.");
+  } catch (e) { fail(e); }
+  await loadOpenPages();
+}
+
+async function loadThreads() { /* threads: next increment */ }
+async function inboxEvent(_e) { /* threads: next increment */ }
+
+// ---- schedules --------------------------------------------------------
+
+async function showSchedules() { /* next increment */ }
+
+// ---- start --------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#signin-password").addEventListener("submit", signInPassword);
+  $("#signin-second").addEventListener("submit", signInSecondStep);
+  $("#signout").addEventListener("click", signOut);
+  $("#page-form").addEventListener("submit", sendPage);
+  for (const r of document.querySelectorAll("input[name=target]")) r.addEventListener("change", targetChanged);
+  $("#page-service").addEventListener("change", () => showOnCall().catch(fail));
+  $("#page-person").addEventListener("change", () => showOnCall().catch(fail));
+  window.addEventListener("hashchange", route);
+  for (const ev of ["keydown", "pointerdown", "input"]) document.addEventListener(ev, resetIdle, { passive: true });
+  const m = location.pathname.match(/^\/pages\/([0-9a-f-]{36})$/);
+  if (m) {
+    history.replaceState(null, "", "/#console");
+    state.openPage = m[1];
+  }
+  loadMe().then(() => { if (state.me && state.openPage) watchPage(state.openPage); });
+});
