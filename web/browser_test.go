@@ -70,6 +70,8 @@ type person struct {
 	email string
 	id    string
 	ctx   context.Context
+	// api calls the API as this person with a token, to set the scene.
+	api *apitest.Client
 }
 
 // newPerson creates a user with a password and opens a window of the given
@@ -83,12 +85,17 @@ func newPerson(t *testing.T, in *apitest.Instance, browser context.Context, name
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, token, err := in.Server.Auth.CreateToken(context.Background(), audit.System, u.ID, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h)); err != nil {
 		t.Fatal(err)
 	}
-	return &person{t: t, name: name, email: email, id: u.ID.String(), ctx: ctx}
+	return &person{t: t, name: name, email: email, id: u.ID.String(), ctx: ctx,
+		api: &apitest.Client{T: t, Base: in.URL, Token: token, User: u}}
 }
 
 // do runs browser actions, failing the test (with a screenshot) on error.

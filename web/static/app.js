@@ -196,12 +196,16 @@ function signedOut(message) {
   clearTimeout(state.idleTimer);
   clearInterval(state.tick);
   state.watchedPage = null;
+  state.openThread = null;
   for (const id of ["#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
     $(id).replaceChildren();
   }
   $("#page-live").hidden = true;
   $("#thread-view").hidden = true;
+  $("#thread-h").textContent = "";
+  $("#thread-members").textContent = "";
   $("#page-form").reset();
+  $("#reply-form").reset();
   notice("");
   showScreen("signin");
   showSignInMessage(message);
@@ -421,6 +425,7 @@ async function loadRecentPages() {
 
 async function showInbox() {
   await Promise.all([loadOpenPages(), loadThreads()]);
+  if (state.openThread) await refreshThread(false);
 }
 
 // Open pages that need someone's acknowledgement, STAT first.
@@ -445,8 +450,114 @@ async function acknowledge(id) {
   await loadOpenPages();
 }
 
-async function loadThreads() { /* threads: next increment */ }
-async function inboxEvent(_e) { /* threads: next increment */ }
+// Threads, most recently active first, with unread counts.
+async function loadThreads() {
+  const d = await api("GET", "/threads?limit=100");
+  const list = $("#threads");
+  if (!d.threads.length) { list.replaceChildren(el("li", { class: "empty" }, "No threads yet.")); return; }
+  list.replaceChildren(...d.threads.map((t) => el("li", { "data-thread": t.id, class: t.id === state.openThread ? "current" : null },
+    el("button", { type: "button", class: "link", on: { click: () => openThread(t.id) } }, threadTitle(t)), " ",
+    t.patient_ref ? el("span", { class: "meta" }, "patient thread") : null, " ",
+    t.unread ? el("span", { class: "unread", "aria-label": t.unread + " unread" }, t.unread + " unread") : null)));
+}
+
+function threadTitle(t) {
+  if (t.name) return t.name;
+  const others = (t.members || []).filter((m) => m.user_id !== state.me.user.id).map((m) => m.name);
+  return others.join(", ") || "Thread";
+}
+
+// openThread shows a thread's messages, oldest first, and marks them read.
+async function openThread(id) {
+  state.openThread = id;
+  $("#thread-view").hidden = false;
+  await refreshThread(true);
+  $("#reply-text").focus();
+}
+
+async function refreshThread(markRead) {
+  const id = state.openThread;
+  if (!id) return;
+  const [t, page] = await Promise.all([api("GET", "/threads/" + id), api("GET", "/threads/" + id + "/messages?limit=100")]);
+  if (state.openThread !== id) return;
+  $("#thread-h").textContent = threadTitle(t);
+  $("#thread-members").textContent = "Members: " + t.members.map((m) => m.name).join(", ");
+  const msgs = page.messages.slice().reverse();
+  $("#messages").replaceChildren(...msgs.map((m) => messageItem(id, m)));
+  const newest = page.messages[0];
+  if (markRead && newest && t.unread > 0) {
+    await api("POST", "/threads/" + id + "/read", { message_id: newest.id });
+  }
+  loadThreads().catch(fail);
+}
+
+function messageItem(threadID, m) {
+  const mine = m.author_id === state.me.user.id;
+  const who = m.system ? "callroom" : userName(m.author_id);
+  const parts = [
+    el("div", { class: "msg-head" },
+      m.priority && m.priority !== "routine" ? el("span", { class: "badge " + m.priority }, m.priority.toUpperCase()) : null, " ",
+      el("strong", {}, mine ? "You" : who), " ",
+      el("time", { datetime: m.created_at, class: "meta" }, new Date(m.created_at).toLocaleTimeString()),
+      m.edited_at ? el("span", { class: "meta" }, " (edited)") : null),
+    el("p", { class: "msg-text" }, m.recalled ? "Message recalled." : m.purged ? "Removed by the retention policy." : m.text),
+  ];
+  for (const a of m.attachments || []) {
+    parts.push(el("p", {}, el("a", { href: "/api/v1/threads/" + threadID + "/attachments/" + a.id, target: "_blank", rel: "noopener" },
+      "Attachment: " + (a.filename || a.content_type) + " (" + Math.ceil(a.size / 1024) + " KB)")));
+  }
+  const receipts = [];
+  if (m.read_by && m.read_by.of > 0) receipts.push("read by " + m.read_by.count + " of " + m.read_by.of);
+  if (m.ack_required && m.acknowledged_by) receipts.push("acknowledged by " + m.acknowledged_by.count + " of " + m.acknowledged_by.of);
+  if (receipts.length) parts.push(el("p", { class: "receipts meta" }, receipts.join(" · ")));
+  if (m.ack_required && !mine && !(m.acknowledged_by && m.acknowledged_by.users.some((u) => u.user_id === state.me.user.id))) {
+    parts.push(el("button", { type: "button", class: "ack", on: { click: () => acknowledgeMessage(threadID, m.id) } }, "Acknowledge"));
+  }
+  return el("li", { "data-message": m.id, class: mine ? "mine" : null }, ...parts);
+}
+
+async function acknowledgeMessage(threadID, messageID) {
+  try {
+    await api("POST", "/threads/" + threadID + "/messages/" + messageID + "/acknowledge");
+  } catch (e) { fail(e); }
+  await refreshThread(false);
+}
+
+async function sendReply(ev) {
+  ev.preventDefault();
+  const id = state.openThread;
+  const err = $("#reply-error");
+  err.hidden = true;
+  const body = { text: $("#reply-text").value.trim() };
+  try {
+    const file = $("#reply-file").files[0];
+    if (file) {
+      const resp = await fetch("/api/v1/threads/" + id + "/attachments?filename=" + encodeURIComponent(file.name),
+        { method: "POST", credentials: "same-origin", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file });
+      const out = await resp.json();
+      if (!resp.ok) throw new APIError(resp.status, out);
+      body.attachment_ids = [out.id];
+    }
+    await api("POST", "/threads/" + id + "/messages", body);
+    $("#reply-text").value = "";
+    $("#reply-file").value = "";
+    await refreshThread(false);
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+}
+
+// inboxEvent applies a thread event: the open thread is redrawn (and what
+// arrived in it marked read, since it is on screen); the list's unread
+// counts are refreshed.
+async function inboxEvent(e) {
+  if (e.thread_id && e.thread_id === state.openThread) {
+    await refreshThread(e.type === "message.created");
+  } else {
+    await loadThreads();
+  }
+}
 
 // ---- schedules --------------------------------------------------------
 
@@ -459,6 +570,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#signin-second").addEventListener("submit", signInSecondStep);
   $("#signout").addEventListener("click", signOut);
   $("#page-form").addEventListener("submit", sendPage);
+  $("#reply-form").addEventListener("submit", sendReply);
   for (const r of document.querySelectorAll("input[name=target]")) r.addEventListener("change", targetChanged);
   $("#page-service").addEventListener("change", () => showOnCall().catch(fail));
   $("#page-person").addEventListener("change", () => showOnCall().catch(fail));
