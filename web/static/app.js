@@ -206,6 +206,9 @@ function signedOut(message) {
   $("#thread-members").textContent = "";
   $("#page-form").reset();
   $("#reply-form").reset();
+  hideFeed();
+  $("#sched-parts").replaceChildren();
+  $("#calendar").replaceChildren();
   notice("");
   showScreen("signin");
   showSignInMessage(message);
@@ -561,7 +564,255 @@ async function inboxEvent(e) {
 
 // ---- schedules --------------------------------------------------------
 
-async function showSchedules() { /* next increment */ }
+// The calendar lays each day out as a cell listing who is on call when,
+// clipped to the day, and the gaps (nobody on call) in red. Week and month
+// views differ only in their range. Days are the browser's days.
+const cal = { view: "week", anchor: startOfDay(new Date()), schedule: null, detail: null };
+
+function startOfDay(d) { const x = new Date(d); x.setHours(0, 0, 0, 0); return x; }
+function addDays(d, n) { const x = new Date(d); x.setDate(x.getDate() + n); return x; }
+function monday(d) { const x = startOfDay(d); return addDays(x, -((x.getDay() + 6) % 7)); }
+function hhmm(d) { return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0"); }
+function localInput(d) { return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0") + "T" + hhmm(d); }
+
+function calRange() {
+  if (cal.view === "week") { const from = monday(cal.anchor); return [from, addDays(from, 7)]; }
+  const first = new Date(cal.anchor.getFullYear(), cal.anchor.getMonth(), 1);
+  const next = new Date(cal.anchor.getFullYear(), cal.anchor.getMonth() + 1, 1);
+  const from = monday(first);
+  let to = monday(addDays(next, -1));
+  to = addDays(to, 7);
+  return [from, to];
+}
+
+async function showSchedules() {
+  const editing = can("schedules.edit");
+  $("#sched-edit").hidden = !editing;
+  const d = await api("GET", "/schedules");
+  const pick = $("#sched-pick");
+  const keep = cal.schedule;
+  pick.replaceChildren(...d.schedules.map((s) => el("option", { value: s.id }, s.name)));
+  if (!d.schedules.length) pick.append(el("option", { value: "" }, "No schedules yet"));
+  cal.schedule = d.schedules.some((s) => s.id === keep) ? keep : (d.schedules[0] && d.schedules[0].id) || null;
+  pick.value = cal.schedule || "";
+  if (editing) fillPeople();
+  await Promise.all([loadOnCallByService(), loadCalendar()]);
+}
+
+function fillPeople() {
+  const people = [...state.users.values()].filter((u) => u.active).sort((a, b) => a.name.localeCompare(b.name));
+  for (const sel of document.querySelectorAll("select.people")) {
+    const multiple = sel.multiple;
+    sel.replaceChildren(...(multiple ? [] : [el("option", { value: "" }, "Choose a person")]),
+      ...people.map((u) => el("option", { value: u.id }, u.name)));
+  }
+  overrideKindChanged();
+}
+
+// "Who is on call now" for every service: whom its policy's first step reaches.
+async function loadOnCallByService() {
+  const d = await api("GET", "/services");
+  const items = await Promise.all(d.services.map(async (svc) => {
+    let names = [];
+    try { names = await firstStepNames(svc); } catch (e) { names = null; }
+    return el("li", { "data-service": svc.id }, el("strong", {}, svc.name), ": ",
+      names === null ? "unknown" : names.length ? names.join(", ") : el("span", { class: "warning" }, "no one on call"));
+  }));
+  $("#oncall-all").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No services yet.")]));
+}
+
+async function firstStepNames(svc) {
+  const policy = await api("GET", "/escalation-policies/" + svc.escalation_policy_id);
+  const step = policy.steps[0];
+  const names = [];
+  if (!step) return names;
+  for (const t of step.targets) {
+    if (t.user_id) names.push(userName(t.user_id));
+    if (t.schedule_id) {
+      const oc = await api("GET", "/schedules/" + t.schedule_id + "/on-call");
+      for (const u of oc.users) names.push(u.name);
+    }
+  }
+  return names;
+}
+
+async function loadCalendar() {
+  const id = cal.schedule;
+  $("#cal-week").setAttribute("aria-pressed", String(cal.view === "week"));
+  $("#cal-month").setAttribute("aria-pressed", String(cal.view === "month"));
+  $("#cal-zone").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!id) { $("#calendar").replaceChildren(); $("#sched-parts").replaceChildren(); return; }
+  const [from, to] = calRange();
+  const q = "?from=" + encodeURIComponent(from.toISOString()) + "&to=" + encodeURIComponent(to.toISOString());
+  const [detail, shifts, gaps, now, overrides] = await Promise.all([
+    api("GET", "/schedules/" + id), api("GET", "/schedules/" + id + "/shifts" + q),
+    api("GET", "/schedules/" + id + "/gaps" + q), api("GET", "/schedules/" + id + "/on-call"),
+    api("GET", "/schedules/" + id + "/overrides" + q)]);
+  if (cal.schedule !== id) return;
+  cal.detail = detail;
+  const nowNames = now.users.map((u) => u.name);
+  const oc = $("#sched-oncall");
+  oc.textContent = nowNames.length ? "On call now: " + nowNames.join(", ") + "." : "No one is on call now.";
+  oc.classList.toggle("warning", !nowNames.length);
+  const fmt = { month: "long", day: "numeric" };
+  $("#cal-range").textContent = cal.view === "month"
+    ? cal.anchor.toLocaleDateString(undefined, { month: "long", year: "numeric" })
+    : from.toLocaleDateString(undefined, fmt) + " – " + addDays(to, -1).toLocaleDateString(undefined, fmt);
+  const cells = [];
+  for (let day = from; day < to; day = addDays(day, 1)) {
+    const end = addDays(day, 1);
+    const entries = [];
+    const clip = (x) => {
+      const a = new Date(Math.max(new Date(x.start), day)), b = new Date(Math.min(new Date(x.end), end));
+      return a < b ? [a, b] : null;
+    };
+    for (const sh of shifts.shifts) {
+      const c = clip(sh);
+      if (c) entries.push({ at: c[0], node: el("li", { class: "shift" }, hhmm(c[0]) + "–" + (c[1].getTime() === end.getTime() ? "24:00" : hhmm(c[1])) + " " + userName(sh.user_id)) });
+    }
+    for (const g of gaps.gaps) {
+      const c = clip(g);
+      if (c) entries.push({ at: c[0], node: el("li", { class: "gap" }, hhmm(c[0]) + "–" + (c[1].getTime() === end.getTime() ? "24:00" : hhmm(c[1])) + " no one on call") });
+    }
+    entries.sort((a, b) => a.at - b.at);
+    const outside = cal.view === "month" && day.getMonth() !== cal.anchor.getMonth();
+    const today = day.getTime() === startOfDay(new Date()).getTime();
+    cells.push(el("div", { class: "day" + (outside ? " outside" : "") + (today ? " today" : ""), "data-day": localInput(day).slice(0, 10) },
+      el("div", { class: "day-head" }, day.toLocaleDateString(undefined, { weekday: "short", day: "numeric" })),
+      el("ul", {}, ...entries.map((e) => e.node))));
+  }
+  const grid = $("#calendar");
+  grid.className = "calendar " + cal.view;
+  grid.replaceChildren(...cells);
+  renderParts(detail, overrides.overrides || []);
+}
+
+// renderParts lists the schedule's rotations, rules and overrides (in view)
+// with a remove button each; editing is remove and add again.
+function renderParts(detail, overrides) {
+  if (!can("schedules.edit")) return;
+  const id = detail.id;
+  const items = [];
+  const rotName = (rid) => { const r = detail.rotations.find((x) => x.id === rid); return r ? (r.name || "rotation") : "rotation"; };
+  const remove = (what, path) => el("button", { type: "button", on: { click: () => removePart(path) } }, "Remove " + what);
+  for (const r of detail.rotations) {
+    items.push(el("li", {}, "Rotation " + (r.name || "") + ": " + r.participants.map(userName).join(" → ") +
+      ", " + r.shift_length + " " + r.shift_unit + " each, from " + new Date(r.start).toLocaleString(), " ",
+      remove("rotation", "/schedules/" + id + "/rotations/" + r.id)));
+  }
+  const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  for (const r of detail.rules) {
+    const who = r.rotation_id ? rotName(r.rotation_id) : userName(r.user_id);
+    const win = r.windows.map((w) => ((w.weekdays && w.weekdays.length) ? w.weekdays.map((d) => days[d]).join(" ") : "every day") + " " + w.start + "–" + w.end).join("; ");
+    items.push(el("li", {}, "Rule: " + who + ", " + win, " ", remove("rule", "/schedules/" + id + "/rules/" + r.id)));
+  }
+  for (const o of overrides) {
+    const text = o.kind === "add" ? userName(o.add_user_id) + " added" : o.kind === "remove" ? userName(o.remove_user_id) + " off"
+      : userName(o.add_user_id) + " replaces " + userName(o.remove_user_id);
+    items.push(el("li", { class: "override" }, "Override: " + text + ", " + new Date(o.start).toLocaleString() + " – " + new Date(o.end).toLocaleString(), " ",
+      remove("override", "/schedules/" + id + "/overrides/" + o.id)));
+  }
+  $("#sched-parts").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "Nothing yet.")]));
+  const who = $("#rule-who");
+  who.replaceChildren(el("option", { value: "" }, "Choose"),
+    ...detail.rotations.map((r) => el("option", { value: "rotation:" + r.id }, "Rotation " + (r.name || ""))),
+    ...[...state.users.values()].filter((u) => u.active).map((u) => el("option", { value: "user:" + u.id }, u.name)));
+}
+
+async function removePart(path) {
+  try { await api("DELETE", path); } catch (e) { schedError(e); }
+  await loadCalendar();
+}
+
+function schedError(e) {
+  const m = $("#sched-error");
+  m.textContent = e ? e.message : "";
+  m.hidden = !e;
+}
+
+function overrideKindChanged() {
+  const k = $("#ov-kind").value;
+  const showAdd = k !== "remove", showRemove = k !== "add";
+  $("#ov-add").hidden = !showAdd; $("label[for=ov-add]").hidden = !showAdd;
+  $("#ov-remove").hidden = !showRemove; $("label[for=ov-remove]").hidden = !showRemove;
+}
+
+async function saveSchedulePart(ev, path, body) {
+  ev.preventDefault();
+  schedError(null);
+  try {
+    await api("POST", path, body());
+    ev.target.reset();
+    overrideKindChanged();
+    await Promise.all([loadCalendar(), loadOnCallByService()]);
+    notice("Saved.");
+  } catch (e) { schedError(e); }
+}
+
+function isoFromLocal(v) { return v ? new Date(v).toISOString() : ""; }
+
+function moveCalendar(step) {
+  if (cal.view === "week") cal.anchor = addDays(cal.anchor, 7 * step);
+  else cal.anchor = new Date(cal.anchor.getFullYear(), cal.anchor.getMonth() + step, 1);
+  loadCalendar().catch(fail);
+}
+
+function setupSchedules() {
+  $("#sched-pick").addEventListener("change", () => { cal.schedule = $("#sched-pick").value; hideFeed(); loadCalendar().catch(fail); });
+  $("#cal-week").addEventListener("click", () => { cal.view = "week"; loadCalendar().catch(fail); });
+  $("#cal-month").addEventListener("click", () => { cal.view = "month"; loadCalendar().catch(fail); });
+  $("#cal-prev").addEventListener("click", () => moveCalendar(-1));
+  $("#cal-next").addEventListener("click", () => moveCalendar(1));
+  $("#cal-today").addEventListener("click", () => { cal.anchor = startOfDay(new Date()); loadCalendar().catch(fail); });
+  $("#ov-kind").addEventListener("change", overrideKindChanged);
+  $("#override-form").addEventListener("submit", (ev) => saveSchedulePart(ev, "/schedules/" + cal.schedule + "/overrides", () => {
+    const kind = $("#ov-kind").value;
+    const b = { kind, start: isoFromLocal($("#ov-start").value), end: isoFromLocal($("#ov-end").value) };
+    if (kind !== "remove") b.add_user_id = $("#ov-add").value || undefined;
+    if (kind !== "add") b.remove_user_id = $("#ov-remove").value || undefined;
+    return b;
+  }));
+  $("#rotation-form").addEventListener("submit", (ev) => saveSchedulePart(ev, "/schedules/" + cal.schedule + "/rotations", () => ({
+    name: $("#rot-name").value.trim(),
+    participants: [...$("#rot-people").selectedOptions].map((o) => o.value),
+    shift_length: Number($("#rot-length").value), shift_unit: $("#rot-unit").value,
+    start: isoFromLocal($("#rot-start").value),
+  })));
+  $("#rule-form").addEventListener("submit", (ev) => saveSchedulePart(ev, "/schedules/" + cal.schedule + "/rules", () => {
+    const [kind, id] = $("#rule-who").value.split(":");
+    const b = { windows: [{ start: $("#rule-start").value, end: $("#rule-end").value,
+      weekdays: [...document.querySelectorAll(".weekdays input:checked")].map((c) => Number(c.value)) }] };
+    if (kind === "rotation") b.rotation_id = id; else if (kind === "user") b.user_id = id;
+    return b;
+  }));
+  $("#schedule-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    schedError(null);
+    try {
+      const s = await api("POST", "/schedules", { name: $("#new-sched-name").value.trim(), time_zone: $("#new-sched-zone").value.trim() });
+      cal.schedule = s.id;
+      ev.target.reset();
+      await showSchedules();
+    } catch (e) { schedError(e); }
+  });
+  $("#feed-create").addEventListener("click", async () => {
+    try {
+      const f = await api("POST", "/schedules/" + cal.schedule + "/feeds");
+      $("#feed-url").value = f.url;
+      $("#feed-url").hidden = false; $("label[for=feed-url]").hidden = false; $("#feed-copy").hidden = false;
+      $("#feed-url").select();
+    } catch (e) { fail(e); }
+  });
+  $("#feed-copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#feed-url").value); notice("Link copied."); }
+    catch (_) { $("#feed-url").select(); notice("Press Ctrl+C to copy the selected link."); }
+  });
+}
+
+function hideFeed() {
+  $("#feed-url").value = "";
+  $("#feed-url").hidden = true; $("label[for=feed-url]").hidden = true; $("#feed-copy").hidden = true;
+}
 
 // ---- start --------------------------------------------------------------
 
@@ -571,6 +822,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#signout").addEventListener("click", signOut);
   $("#page-form").addEventListener("submit", sendPage);
   $("#reply-form").addEventListener("submit", sendReply);
+  setupSchedules();
   for (const r of document.querySelectorAll("input[name=target]")) r.addEventListener("change", targetChanged);
   $("#page-service").addEventListener("change", () => showOnCall().catch(fail));
   $("#page-person").addEventListener("change", () => showOnCall().catch(fail));
