@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/web"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -37,6 +39,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
+		SMART: smartFromEnv(), FrameAncestors: strings.Fields(os.Getenv("CALLROOM_FRAME_ANCESTORS")),
 	})
 	if err != nil {
 		return err
@@ -54,4 +57,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("callroom serving", "addr", ln.Addr().String(), "public_url", cfg.publicURL)
 	return srv.Serve(ctx, ln, cfg.shutdownTimeout)
+}
+
+// smartFromEnv configures the EHR launch of the patient-chart view from
+// CALLROOM_SMART_ISSUER (the EHR's FHIR base URL), CALLROOM_SMART_CLIENT_ID
+// and CALLROOM_SMART_CLIENT_SECRET (optional); nil when no issuer is set.
+func smartFromEnv() *web.SMART {
+	iss := os.Getenv("CALLROOM_SMART_ISSUER")
+	if iss == "" {
+		return nil
+	}
+	return &web.SMART{Issuer: iss, ClientID: env("CALLROOM_SMART_CLIENT_ID", "callroom"),
+		ClientSecret: os.Getenv("CALLROOM_SMART_CLIENT_SECRET")}
 }

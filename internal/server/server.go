@@ -42,6 +42,10 @@ type Config struct {
 	EscalationPoll  time.Duration
 	// MasterKeys wrap the data keys that encrypt PHI at rest.
 	MasterKeys *keys.MasterKeys
+	// SMART enables the patient-chart view's EHR launch; FrameAncestors are
+	// the origins (the EHR's) allowed to show the web client in a frame.
+	SMART          *web.SMART
+	FrameAncestors []string
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
 }
@@ -147,7 +151,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready,
-		Web:   web.Handler(web.Options{}),
+		Web: web.Handler(web.Options{
+			SessionIdle: s.Auth.SessionIdle, FrameAncestors: cfg.FrameAncestors, SMART: cfg.SMART,
+			Auth: s.Auth, Keys: s.Keys, Log: cfg.Log.With("component", "web"), SessionCookie: httpapi.SessionCookie,
+			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"), PublicURL: cfg.PublicURL,
+		}),
 	}
 	return s, nil
 }

@@ -78,12 +78,14 @@ function notice(text) {
 
 // ---- screens ----------------------------------------------------------
 
-const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules };
+const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules, chart: showChart };
+
+function chartPatient() { return sessionStorage.getItem("chart_patient") || ""; }
 
 function route() {
   if (!state.me) { showScreen("signin"); return; }
   let name = location.hash.replace(/^#/, "");
-  if (!screens[name]) name = can("pages.send") ? "console" : "inbox";
+  if (!screens[name]) name = chartPatient() ? "chart" : can("pages.send") ? "console" : "inbox";
   showScreen(name);
   screens[name]().catch(fail);
 }
@@ -95,6 +97,7 @@ function showScreen(name) {
     else a.removeAttribute("aria-current");
   }
   $("#top").hidden = name === "signin";
+  $("#thread-view").hidden = !((name === "inbox" || name === "chart") && state.openThread);
 }
 
 function fail(err) {
@@ -171,9 +174,10 @@ async function loadMe() {
   $("#whoami").textContent = state.me.user.name;
   for (const a of document.querySelectorAll("nav a")) {
     const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read" }[a.dataset.screen];
-    a.hidden = !can(need);
+    a.hidden = a.dataset.screen === "chart" ? !chartPatient() : !can(need);
   }
-  state.idleSeconds = Number(sessionStorage.getItem("idle_timeout_seconds") || 0);
+  const meta = document.querySelector("meta[name=callroom-idle-seconds]");
+  state.idleSeconds = Number(sessionStorage.getItem("idle_timeout_seconds") || (meta && meta.content) || 0);
   try {
     const d = await api("GET", "/users");
     for (const u of d.users) state.users.set(u.id, u);
@@ -197,7 +201,8 @@ function signedOut(message) {
   clearInterval(state.tick);
   state.watchedPage = null;
   state.openThread = null;
-  for (const id of ["#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
+  sessionStorage.removeItem("chart_patient");
+  for (const id of ["#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
     $(id).replaceChildren();
   }
   $("#page-live").hidden = true;
@@ -259,10 +264,11 @@ state.listeners.add((e) => {
       refreshWatchedPage().catch(fail);
     }
     if (!$("#inbox").hidden) loadOpenPages().catch(fail);
+    if (!$("#chart").hidden) loadChartPages().catch(fail);
     if (!$("#console").hidden) loadRecentPages().catch(fail);
   }
   if (e.type.startsWith("message.") || e.type.startsWith("thread.") || e.type.startsWith("receipt.")) {
-    if (!$("#inbox").hidden) inboxEvent(e).catch(fail);
+    if (!$("#inbox").hidden || !$("#chart").hidden) inboxEvent(e).catch(fail);
   }
 });
 
@@ -458,10 +464,14 @@ async function loadThreads() {
   const d = await api("GET", "/threads?limit=100");
   const list = $("#threads");
   if (!d.threads.length) { list.replaceChildren(el("li", { class: "empty" }, "No threads yet.")); return; }
-  list.replaceChildren(...d.threads.map((t) => el("li", { "data-thread": t.id, class: t.id === state.openThread ? "current" : null },
+  list.replaceChildren(...d.threads.map(threadItem));
+}
+
+function threadItem(t) {
+  return el("li", { "data-thread": t.id, class: t.id === state.openThread ? "current" : null },
     el("button", { type: "button", class: "link", on: { click: () => openThread(t.id) } }, threadTitle(t)), " ",
     t.patient_ref ? el("span", { class: "meta" }, "patient thread") : null, " ",
-    t.unread ? el("span", { class: "unread", "aria-label": t.unread + " unread" }, t.unread + " unread") : null)));
+    t.unread ? el("span", { class: "unread", "aria-label": t.unread + " unread" }, t.unread + " unread") : null);
 }
 
 function threadTitle(t) {
@@ -491,7 +501,13 @@ async function refreshThread(markRead) {
   if (markRead && newest && t.unread > 0) {
     await api("POST", "/threads/" + id + "/read", { message_id: newest.id });
   }
-  loadThreads().catch(fail);
+  refreshLists().catch(fail);
+}
+
+// refreshLists redraws the thread list on screen: the inbox's or the chart's.
+async function refreshLists() {
+  if (!$("#inbox").hidden) await loadThreads();
+  if (!$("#chart").hidden) await loadChartThreads();
 }
 
 function messageItem(threadID, m) {
@@ -558,8 +574,49 @@ async function inboxEvent(e) {
   if (e.thread_id && e.thread_id === state.openThread) {
     await refreshThread(e.type === "message.created");
   } else {
-    await loadThreads();
+    await refreshLists();
   }
+}
+
+// ---- patient chart ------------------------------------------------------
+
+// The chart view shows one patient's pages and threads: the patient whose
+// chart the EHR launched callroom from (kept in this tab's sessionStorage,
+// never in the URL).
+async function showChart() {
+  const ref = chartPatient();
+  $("#chart-none").hidden = !!ref;
+  $("#chart-new-thread").hidden = !ref;
+  $("#chart-patient").textContent = ref ? "Patient: " + ref : "";
+  if (!ref) return;
+  await Promise.all([loadChartThreads(), loadChartPages()]);
+  if (state.openThread) await refreshThread(false);
+}
+
+async function loadChartThreads() {
+  const ref = chartPatient();
+  if (!ref) return;
+  const d = await api("GET", "/patients/" + encodeURIComponent(ref) + "/threads");
+  $("#chart-threads").replaceChildren(...(d.threads.length ? d.threads.map(threadItem)
+    : [el("li", { class: "empty" }, "You are in no thread about this patient.")]));
+}
+
+async function loadChartPages() {
+  const ref = chartPatient();
+  if (!ref || !can("pages.read")) return;
+  const d = await api("GET", "/pages?limit=200");
+  const mine = d.pages.filter((p) => p.patient_ref === ref);
+  $("#chart-pages").replaceChildren(...(mine.length ? mine.map((p) => el("li", {},
+    el("span", { class: "badge " + p.priority }, p.priority.toUpperCase()), " ", p.summary, " — ",
+    p.service_name || userName(p.user_id), " — ", p.status)) : [el("li", { class: "empty" }, "No pages about this patient.")]));
+}
+
+async function startChartThread() {
+  try {
+    const t = await api("POST", "/threads", { kind: "patient", patient_ref: chartPatient(), name: "Care team" });
+    await loadChartThreads();
+    await openThread(t.id);
+  } catch (e) { fail(e); }
 }
 
 // ---- schedules --------------------------------------------------------
@@ -823,11 +880,18 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#page-form").addEventListener("submit", sendPage);
   $("#reply-form").addEventListener("submit", sendReply);
   setupSchedules();
+  $("#chart-new-thread").addEventListener("click", startChartThread);
   for (const r of document.querySelectorAll("input[name=target]")) r.addEventListener("change", targetChanged);
   $("#page-service").addEventListener("change", () => showOnCall().catch(fail));
   $("#page-person").addEventListener("change", () => showOnCall().catch(fail));
   window.addEventListener("hashchange", route);
   for (const ev of ["keydown", "pointerdown", "input"]) document.addEventListener(ev, resetIdle, { passive: true });
+  // After an EHR launch the server names the chart's patient in the page.
+  const chart = document.querySelector("meta[name=callroom-chart-patient]");
+  if (chart && chart.content) {
+    sessionStorage.setItem("chart_patient", chart.content);
+    history.replaceState(null, "", "/#chart");
+  }
   const m = location.pathname.match(/^\/pages\/([0-9a-f-]{36})$/);
   if (m) {
     history.replaceState(null, "", "/#console");
