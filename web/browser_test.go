@@ -173,3 +173,20 @@ func (p *person) screenshot(name string) {
 	}
 	p.t.Logf("screenshot: %s", path)
 }
+
+// checkScreen fails the test if the Content-Security-Policy blocked
+// anything, or if a visible form control on screen has no label.
+func (p *person) checkScreen() {
+	p.t.Helper()
+	if v := eval[[]string](p, `window.cspViolations`); len(v) > 0 {
+		p.t.Errorf("%s: Content-Security-Policy violations: %v", p.name, v)
+	}
+	unlabelled := eval[[]string](p, `[...document.querySelectorAll("input, select, textarea, button")]
+		.filter(e => e.offsetParent !== null && e.type !== "hidden")
+		.filter(e => e.tagName === "BUTTON" ? !(e.textContent.trim() || e.getAttribute("aria-label"))
+			: !((e.labels && e.labels.length) || e.getAttribute("aria-label")))
+		.map(e => e.outerHTML.slice(0, 80))`)
+	if len(unlabelled) > 0 {
+		p.t.Errorf("%s: form controls without a label: %v", p.name, unlabelled)
+	}
+}

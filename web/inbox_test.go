@@ -76,12 +76,14 @@ func TestInboxUpdatesLive(t *testing.T) {
 	})
 	doc.waitFor("ack button", `document.querySelector("#messages button.ack")`)
 	doc.screenshot("inbox-thread-phone")
+	doc.checkScreen()
 	doc.do("acknowledge", chromedp.Click(chromedp.CSS(`#messages button.ack`)))
 	nurse.waitFor("acknowledged live", `[...document.querySelectorAll("#messages li")].some(li => li.textContent.includes("Code cart moved") && li.querySelector(".receipts").textContent.includes("acknowledged by 1 of 1"))`)
 	if !eval[bool](nurse, `window.notReloaded === true`) {
 		t.Error("the nurse's window reloaded; updates should arrive over the event stream")
 	}
 	nurse.screenshot("inbox-thread")
+	nurse.checkScreen()
 
 	// The attachment link downloads the image for a member.
 	href := eval[string](nurse, `document.querySelector("#messages a[href*='/attachments/']").getAttribute("href")`)

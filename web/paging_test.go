@@ -54,6 +54,7 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 	// The physician's inbox shows it without a reload, STAT badge first.
 	doc.waitFor("page arrives", `[...document.querySelectorAll("#open-pages .page-item")].some(li => li.textContent.includes("troponin rising") && li.querySelector(".badge.stat"))`)
 	doc.screenshot("inbox-phone-page")
+	doc.checkScreen()
 	doc.do("acknowledge", chromedp.Click(chromedp.CSS(`#open-pages .page-item button`)))
 	doc.waitFor("acknowledged on the phone", `document.querySelector("#notice").textContent === "Page acknowledged."`)
 
@@ -68,6 +69,7 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 		t.Error("no elapsed time shown")
 	}
 	nurse.screenshot("paging-console-acknowledged")
+	nurse.checkScreen()
 
 	// Nothing the page said reached the logs.
 	if logs := in.LogText(); strings.Contains(logs, "troponin") {

@@ -71,6 +71,7 @@ func TestSchedulerOverrideChangesCalendarAndOnCall(t *testing.T) {
 		t.Errorf("on call after the override: %v, want only %s", users, b.name)
 	}
 	sched.screenshot("schedules-week")
+	sched.checkScreen()
 
 	sched.do("month view", chromedp.Click(chromedp.ID("cal-month")))
 	sched.waitFor("month shown", `document.querySelectorAll("#calendar .day").length >= 28 && document.querySelector("#calendar").classList.contains("month")`)

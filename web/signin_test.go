@@ -25,6 +25,7 @@ func TestSignInOutAndIdleLogoff(t *testing.T) {
 
 	nurse.do("open", chromedp.Navigate(in.URL+"/"), chromedp.WaitVisible(chromedp.ID("signin-email")))
 	nurse.screenshot("sign-in")
+	nurse.checkScreen()
 	nurse.do("wrong password",
 		chromedp.SendKeys(chromedp.ID("signin-email"), nurse.email),
 		chromedp.SendKeys(chromedp.ID("signin-pw"), "not the password"),

@@ -7,6 +7,14 @@
 
 const $ = (sel) => document.querySelector(sel);
 
+// Anything the Content-Security-Policy blocked, for the tests to see (and a
+// developer in the console): the client must need no exception to it.
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+  console.error("CSP violation:", e.violatedDirective, e.blockedURI);
+});
+
 // el builds an element with text content only: API data is never parsed as HTML.
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
