@@ -89,13 +89,20 @@ func newPerson(t *testing.T, in *apitest.Instance, browser context.Context, name
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &person{t: t, name: name, email: email, id: u.ID.String(), ctx: newWindow(t, browser, w, h),
+		api: &apitest.Client{T: t, Base: in.URL, Token: token, User: u}}
+}
+
+// newWindow opens a w×h window in a browser context of its own (its own
+// cookies and storage).
+func newWindow(t *testing.T, browser context.Context, w, h int64) context.Context {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h)); err != nil {
 		t.Fatal(err)
 	}
-	return &person{t: t, name: name, email: email, id: u.ID.String(), ctx: ctx,
-		api: &apitest.Client{T: t, Base: in.URL, Token: token, User: u}}
+	return ctx
 }
 
 // do runs browser actions, failing the test (with a screenshot) on error.

@@ -86,7 +86,7 @@ function notice(text) {
 
 // ---- screens ----------------------------------------------------------
 
-const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules, chart: showChart };
+const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules, admin: showAdmin, chart: showChart };
 
 function chartPatient() { return sessionStorage.getItem("chart_patient") || ""; }
 
@@ -181,7 +181,7 @@ async function loadMe() {
   }
   $("#whoami").textContent = state.me.user.name;
   for (const a of document.querySelectorAll("nav a")) {
-    const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read" }[a.dataset.screen];
+    const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read", admin: "users.manage" }[a.dataset.screen];
     a.hidden = a.dataset.screen === "chart" ? !chartPatient() : !can(need);
   }
   const meta = document.querySelector("meta[name=callroom-idle-seconds]");
@@ -210,7 +210,7 @@ function signedOut(message) {
   state.watchedPage = null;
   state.openThread = null;
   sessionStorage.removeItem("chart_patient");
-  for (const id of ["#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
+  for (const id of ["#admin-users", "#admin-services", "#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
     $(id).replaceChildren();
   }
   $("#page-live").hidden = true;
@@ -627,6 +627,97 @@ async function startChartThread() {
   } catch (e) { fail(e); }
 }
 
+// ---- admin --------------------------------------------------------------
+
+function adminError(e) {
+  const m = $("#admin-error");
+  m.textContent = e ? e.message : "";
+  m.hidden = !e;
+}
+
+async function showAdmin() {
+  adminError(null);
+  await Promise.all([loadAdminUsers(), loadAdminServices()]);
+}
+
+async function loadAdminUsers() {
+  const d = await api("GET", "/users");
+  state.users.clear();
+  for (const u of d.users) state.users.set(u.id, u);
+  $("#admin-users").replaceChildren(...d.users.map((u) => el("li", { "data-user": u.id, class: u.active ? null : "inactive" },
+    el("strong", {}, u.name), " ", el("span", { class: "meta" }, u.email + " · " + u.roles.join(", ") + (u.npi ? " · NPI " + u.npi : "") +
+      (u.active ? "" : " · deactivated")), " ",
+    u.id === state.me.user.id ? null : el("button", { type: "button", class: "toggle-active", on: { click: () => setActive(u, !u.active) } },
+      (u.active ? "Deactivate " : "Reactivate ") + u.name))));
+}
+
+async function setActive(u, active) {
+  adminError(null);
+  try { await api("PATCH", "/users/" + u.id, { active }); } catch (e) { adminError(e); }
+  await loadAdminUsers();
+}
+
+async function loadAdminServices() {
+  const [svcs, pols, scheds] = await Promise.all([api("GET", "/services"), api("GET", "/escalation-policies"), api("GET", "/schedules")]);
+  const byID = new Map(pols.escalation_policies.map((p) => [p.id, p]));
+  const schedName = new Map(scheds.schedules.map((s) => [s.id, s.name]));
+  const target = (t) => (t.user_id ? userName(t.user_id) : "on call for " + (schedName.get(t.schedule_id) || "a schedule"));
+  $("#admin-services").replaceChildren(...svcs.services.map((svc) => {
+    const p = byID.get(svc.escalation_policy_id);
+    const steps = p ? p.steps.map((st, i) => (i + 1) + ". " + st.targets.map(target).join(", ") + " (" + Math.round(st.delay_seconds / 60) + " min)").join("; ") : "";
+    return el("li", { "data-service": svc.id }, el("strong", {}, svc.name), " ",
+      el("span", { class: "meta" }, p ? "policy " + p.name + ": " + steps + (p.repeat ? ", repeated " + p.repeat + "×" : "") : ""));
+  }));
+  const options = [el("option", { value: "" }, "Choose"),
+    ...scheds.schedules.map((s) => el("option", { value: "schedule:" + s.id }, "Whoever is on call for " + s.name)),
+    ...[...state.users.values()].filter((u) => u.active).map((u) => el("option", { value: "user:" + u.id }, u.name))];
+  for (const sel of document.querySelectorAll("select.targets")) sel.replaceChildren(...options.map((o) => o.cloneNode(true)));
+}
+
+function targetOf(v) {
+  const [kind, id] = v.split(":");
+  return kind === "schedule" ? { schedule_id: id } : kind === "user" ? { user_id: id } : null;
+}
+
+async function savePolicy(ev) {
+  ev.preventDefault();
+  adminError(null);
+  const name = $("#svc-name").value.trim();
+  const delay = Number($("#pol-delay").value) * 60;
+  const steps = [];
+  for (const sel of ["#pol-first", "#pol-second"]) {
+    const t = targetOf($(sel).value);
+    if (t) steps.push({ delay_seconds: delay, targets: [t] });
+  }
+  try {
+    const p = await api("POST", "/escalation-policies", { name, repeat: Number($("#pol-repeat").value), steps });
+    await api("POST", "/services", { name, escalation_policy_id: p.id });
+    ev.target.reset();
+    $("#page-service").replaceChildren(); // the console reloads its list
+    await loadAdminServices();
+    notice("Service " + name + " added.");
+  } catch (e) { adminError(e); }
+}
+
+async function saveUser(ev) {
+  ev.preventDefault();
+  adminError(null);
+  const body = { name: $("#user-name").value.trim(), email: $("#user-email").value.trim(),
+    roles: [...document.querySelectorAll("#user-form input[name=role]:checked")].map((c) => c.value) };
+  if ($("#user-npi").value.trim()) body.npi = $("#user-npi").value.trim();
+  if ($("#user-password").value) body.password = $("#user-password").value;
+  try {
+    await api("POST", "/users", body);
+    ev.target.reset();
+    await loadAdminUsers();
+    notice("User " + body.name + " added.");
+  } catch (e) {
+    adminError(e);
+    const f = { name: "#user-name", email: "#user-email", npi: "#user-npi", password: "#user-password" }[e.field];
+    if (f) $(f).focus();
+  }
+}
+
 // ---- schedules --------------------------------------------------------
 
 // The calendar lays each day out as a cell listing who is on call when,
@@ -889,6 +980,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#reply-form").addEventListener("submit", sendReply);
   setupSchedules();
   $("#chart-new-thread").addEventListener("click", startChartThread);
+  $("#user-form").addEventListener("submit", saveUser);
+  $("#policy-form").addEventListener("submit", savePolicy);
   for (const r of document.querySelectorAll("input[name=target]")) r.addEventListener("change", targetChanged);
   $("#page-service").addEventListener("change", () => showOnCall().catch(fail));
   $("#page-person").addEventListener("change", () => showOnCall().catch(fail));
