@@ -76,3 +76,47 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 		t.Error("the page's summary appears in the logs")
 	}
 }
+
+// TestConsoleShowsEscalation: unanswered, a page climbs to the policy's
+// second step; the nurse's console shows whom it escalated to and who then
+// acknowledged, and offers paging a person directly.
+func TestConsoleShowsEscalation(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	browser := startBrowser(t)
+	nurse := newPerson(t, in, browser, "Nico Nurse", 1024, 900, "nurse")
+	first := newPerson(t, in, browser, "Dr. Fay First", 360, 740, "physician")
+	second := newPerson(t, in, browser, "Dr. Sol Second", 360, 740, "physician")
+	admin := in.User("Ada Admin", "admin")
+	pol := admin.Must(http.StatusCreated, "POST", "/api/v1/escalation-policies", map[string]any{
+		"name": "Hospitalist", "repeat": 0, "steps": []map[string]any{
+			{"delay_seconds": 1, "targets": []map[string]any{{"user_id": first.id}}},
+			{"delay_seconds": 300, "targets": []map[string]any{{"user_id": second.id}}},
+		},
+	})
+	svc := admin.Must(http.StatusCreated, "POST", "/api/v1/services", map[string]any{"name": "Hospitalist", "escalation_policy_id": pol["id"]})
+
+	nurse.signIn(in.URL)
+	nurse.waitFor("console", `document.querySelector("#page-service").options.length > 1`)
+	nurse.do("write",
+		choose("#page-service", svc["id"].(string)),
+		chromedp.Click(chromedp.CSS(`input[name=priority][value=urgent]`)),
+		chromedp.SendKeys(chromedp.ID("page-summary"), "Fall in 5 East room 3, on anticoagulants"),
+		chromedp.Click(chromedp.ID("page-send")),
+	)
+	nurse.waitFor("escalated", fmt.Sprintf(`[...document.querySelectorAll("#page-timeline li")].some(li => li.dataset.kind === "notified" && li.textContent.includes(%q))`, second.name))
+	nurse.waitFor("step 2 shown", `[...document.querySelectorAll("#page-timeline li")].some(li => li.textContent.includes("escalation step 2"))`)
+	var pageID string
+	for _, p := range admin.Must(http.StatusOK, "GET", "/api/v1/pages?status=open", nil)["pages"].([]any) {
+		pageID = p.(map[string]any)["id"].(string)
+	}
+	second.api.Must(http.StatusOK, "POST", "/api/v1/pages/"+pageID+"/acknowledge", nil)
+	nurse.waitFor("acknowledged", fmt.Sprintf(`document.querySelector("#page-status").textContent === %q`, "Acknowledged by "+second.name))
+	nurse.waitFor("elapsed frozen", `/^answered after \d+:\d\d$/.test(document.querySelector("#page-elapsed").textContent)`)
+	nurse.screenshot("paging-console-escalated")
+
+	// Paging a person says who it goes to.
+	nurse.do("person", chromedp.Click(chromedp.CSS(`input[name=target][value=person]`)), choose("#page-person", first.id))
+	nurse.waitFor("goes to", fmt.Sprintf(`document.querySelector("#oncall-now").textContent === %q && !document.querySelector("#page-person").hidden && document.querySelector("#page-service").hidden`, "Goes to "+first.name+"."))
+	nurse.checkScreen()
+}
