@@ -31,6 +31,11 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 		"name": "Cardiology", "escalation_policy_id": pol["id"],
 	})
 
+	// A page to someone else is not in the physician's inbox.
+	other := in.User("Dr. Other", "physician")
+	nurse.api.Must(http.StatusCreated, "POST", "/api/v1/pages", map[string]any{
+		"user_id": other.User.ID, "priority": "routine", "summary": "Someone else's page"})
+
 	nurse.signIn(in.URL)
 	doc.signIn(in.URL)
 	doc.do("open inbox", chromedp.Navigate(in.URL+"/#inbox"))
@@ -53,6 +58,9 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 
 	// The physician's inbox shows it without a reload, STAT badge first.
 	doc.waitFor("page arrives", `[...document.querySelectorAll("#open-pages .page-item")].some(li => li.textContent.includes("troponin rising") && li.querySelector(".badge.stat"))`)
+	if n := eval[int](doc, `document.querySelectorAll("#open-pages .page-item").length`); n != 1 {
+		t.Errorf("the physician's inbox lists %d open pages, want only the one that notified them", n)
+	}
 	doc.screenshot("inbox-phone-page")
 	doc.checkScreen()
 	doc.do("acknowledge", chromedp.Click(chromedp.CSS(`#open-pages .page-item button`)))

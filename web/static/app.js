@@ -447,7 +447,7 @@ async function showInbox() {
 
 // Open pages that need someone's acknowledgement, STAT first.
 async function loadOpenPages() {
-  const d = await api("GET", "/pages?status=open&limit=50");
+  const d = await api("GET", "/pages?status=open&recipient=me&limit=50");
   const order = { stat: 0, asap: 1, urgent: 2, routine: 3 };
   d.pages.sort((a, b) => order[a.priority] - order[b.priority] || new Date(a.created_at) - new Date(b.created_at));
   const list = $("#open-pages");
