@@ -182,11 +182,15 @@ func (p *person) screenshot(name string) {
 }
 
 // checkScreen fails the test if the Content-Security-Policy blocked
-// anything, or if a visible form control on screen has no label.
+// anything, a script error went uncaught, or a visible form control on
+// screen has no label.
 func (p *person) checkScreen() {
 	p.t.Helper()
 	if v := eval[[]string](p, `window.cspViolations`); len(v) > 0 {
 		p.t.Errorf("%s: Content-Security-Policy violations: %v", p.name, v)
+	}
+	if v := eval[[]string](p, `window.scriptErrors`); len(v) > 0 {
+		p.t.Errorf("%s: script errors: %v", p.name, v)
 	}
 	unlabelled := eval[[]string](p, `[...document.querySelectorAll("input, select, textarea, button")]
 		.filter(e => e.offsetParent !== null && e.type !== "hidden")

@@ -61,9 +61,13 @@ func TestNurseSeesStatPageAcknowledgedLive(t *testing.T) {
 	if n := eval[int](doc, `document.querySelectorAll("#open-pages .page-item").length`); n != 1 {
 		t.Errorf("the physician's inbox lists %d open pages, want only the one that notified them", n)
 	}
+	// Opening it tells the nurse it was read.
+	doc.do("open details", chromedp.Evaluate[chromedp.Void](`document.querySelector("#open-pages .page-item button.details").click()`))
+	doc.waitFor("details shown", `[...document.querySelectorAll("#open-pages .page-details li")].some(li => li.dataset.kind === "created")`)
+	nurse.waitFor("read shown live", fmt.Sprintf(`[...document.querySelectorAll("#page-timeline li")].some(li => li.dataset.kind === "read" && li.textContent.includes(%q))`, doc.name))
 	doc.screenshot("inbox-phone-page")
 	doc.checkScreen()
-	doc.do("acknowledge", chromedp.Click(chromedp.CSS(`#open-pages .page-item button`)))
+	doc.do("acknowledge", chromedp.Evaluate[chromedp.Void](`document.querySelector("#open-pages .page-item button.ack").click()`))
 	doc.waitFor("acknowledged on the phone", `document.querySelector("#notice").textContent === "Page acknowledged."`)
 
 	nurse.waitFor("acknowledged live", fmt.Sprintf(

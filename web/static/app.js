@@ -10,6 +10,9 @@ const $ = (sel) => document.querySelector(sel);
 // Anything the Content-Security-Policy blocked, for the tests to see (and a
 // developer in the console): the client must need no exception to it.
 window.cspViolations = [];
+window.scriptErrors = [];
+window.addEventListener("error", (e) => window.scriptErrors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.scriptErrors.push(String(e.reason)));
 document.addEventListener("securitypolicyviolation", (e) => {
   window.cspViolations.push(e.violatedDirective + " " + e.blockedURI);
   console.error("CSP violation:", e.violatedDirective, e.blockedURI);
@@ -72,6 +75,7 @@ const state = {
   idleTimer: null,
   idleSeconds: 0,
   watchedPage: null,   // the page the console is watching
+  openDetails: new Map(), // inbox: page id -> the page, details shown
   tick: null,
 };
 
@@ -456,7 +460,31 @@ async function loadOpenPages() {
     el("span", { class: "badge " + p.priority }, p.priority.toUpperCase()), " ",
     el("span", { class: "summary" }, p.summary), " ",
     el("span", { class: "meta" }, (p.service_name || "direct") + ", from " + userName(p.created_by)), " ",
-    el("button", { type: "button", on: { click: () => acknowledge(p.id) } }, "Acknowledge"))));
+    el("button", { type: "button", class: "ack", on: { click: () => acknowledge(p.id) } }, "Acknowledge"),
+    el("button", { type: "button", class: "details", "aria-expanded": String(state.openDetails.has(p.id)),
+      on: { click: () => togglePageDetails(p.id) } }, "Details"),
+    detailsBox(p.id))));
+}
+
+// The inbox's open page details, by page id, kept across redraws (events
+// redraw the list often).
+function detailsBox(id) {
+  const d = state.openDetails.get(id);
+  if (!d) return el("div", { class: "page-details", hidden: true });
+  return el("div", { class: "page-details" },
+    d.body ? el("p", { class: "msg-text" }, d.body) : null,
+    d.patient_ref ? el("p", { class: "meta" }, "Patient: " + d.patient_ref) : null,
+    el("ol", { class: "timeline" }, ...d.timeline.map(timelineItem)));
+}
+
+// togglePageDetails opens a page: its details and timeline. Opening it is
+// what tells the sender it was read (the server records the read).
+async function togglePageDetails(id) {
+  if (state.openDetails.has(id)) state.openDetails.delete(id);
+  else {
+    try { state.openDetails.set(id, await api("GET", "/pages/" + id)); } catch (e) { fail(e); }
+  }
+  await loadOpenPages();
 }
 
 async function acknowledge(id) {
