@@ -91,3 +91,56 @@ func TestSchedulerOverrideChangesCalendarAndOnCall(t *testing.T) {
 		t.Errorf("feed %s: %d %.200s", feed, resp.StatusCode, body)
 	}
 }
+
+// TestSchedulerBuildsASchedule: a scheduler creates a schedule, a daily
+// rotation of two physicians and a rule limiting it to weekday days; the
+// calendar shows their shifts and the nights and weekends as gaps; removing
+// the rule brings the nights back.
+func TestSchedulerBuildsASchedule(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	browser := startBrowser(t)
+	sched := newPerson(t, in, browser, "Sue Scheduler", 1280, 1000, "scheduler")
+	a := newPerson(t, in, browser, "Dr. Ann Day", 360, 740, "physician")
+	b := newPerson(t, in, browser, "Dr. Bo Night", 360, 740, "physician")
+
+	sched.signIn(in.URL)
+	sched.do("open schedules", chromedp.Navigate(in.URL+"/#schedules"))
+	sched.waitFor("empty", `document.querySelector("#sched-pick").value === ""`)
+	sched.do("new schedule",
+		chromedp.SendKeys(chromedp.ID("new-sched-name"), "Renal call"),
+		chromedp.Click(chromedp.CSS(`#schedule-form button[type=submit]`)),
+	)
+	sched.waitFor("created", `document.querySelector("#sched-pick").selectedOptions[0].textContent === "Renal call"`)
+
+	// A daily rotation starting last Monday at 07:00 (the browser's time).
+	sched.do("rotation",
+		chromedp.SendKeys(chromedp.ID("rot-name"), "Renal attendings"),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { for (const o of document.querySelector("#rot-people").options) o.selected = [%q, %q].includes(o.value); })()`, a.id, b.id)),
+		chromedp.SetValue(chromedp.ID("rot-length"), "1"),
+		choose("#rot-unit", "days"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#rot-start").value = localInput(new Date(monday(new Date()).getTime() - 7 * 86400000 + 7 * 3600000))`),
+		chromedp.Click(chromedp.CSS(`#rotation-form button[type=submit]`)),
+	)
+	sched.waitFor("rotation listed", `[...document.querySelectorAll("#sched-parts li")].some(li => li.textContent.startsWith("Rotation Renal attendings: Dr. Ann Day → Dr. Bo Night, 1 days each"))`)
+	sched.waitFor("always covered", `document.querySelectorAll("#calendar li.shift").length >= 7 && !document.querySelector("#calendar li.gap")`)
+
+	// Weekdays 07:00-19:00 only.
+	sched.do("rule",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#rule-who").value = [...document.querySelector("#rule-who").options].find(o => o.value.startsWith("rotation:")).value`),
+		chromedp.Evaluate[chromedp.Void](`for (const c of document.querySelectorAll(".weekdays input")) c.checked = ["1","2","3","4","5"].includes(c.value)`),
+		chromedp.SetValue(chromedp.ID("rule-start"), "07:00"),
+		chromedp.SetValue(chromedp.ID("rule-end"), "19:00"),
+		chromedp.Click(chromedp.CSS(`#rule-form button[type=submit]`)),
+	)
+	sched.waitFor("rule listed", `[...document.querySelectorAll("#sched-parts li")].some(li => li.textContent.startsWith("Rule: Renal attendings, Mon Tue Wed Thu Fri 07:00–19:00"))`)
+	// The schedule is in America/Chicago; whatever the browser's zone, the
+	// week now has gaps on every day and whole-day gaps at the weekend.
+	sched.waitFor("gaps", `[...document.querySelectorAll("#calendar .day")].filter(d => d.querySelector("li.gap")).length === 7 &&
+		[...document.querySelectorAll("#calendar li.shift")].every(li => /Dr\. (Ann Day|Bo Night)$/.test(li.textContent))`)
+	sched.screenshot("schedules-rule")
+	sched.checkScreen()
+
+	sched.do("remove the rule", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#sched-parts li")].find(li => li.textContent.startsWith("Rule:")).querySelector("button").click()`))
+	sched.waitFor("covered again", `![...document.querySelectorAll("#sched-parts li")].some(li => li.textContent.startsWith("Rule:")) && !document.querySelector("#calendar li.gap")`)
+}
