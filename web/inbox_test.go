@@ -70,6 +70,13 @@ func TestInboxUpdatesLive(t *testing.T) {
 	// The nurse's window has it on screen, so it is read: the physician sees that.
 	doc.waitFor("reply read live", `[...document.querySelectorAll("#messages li.mine")].some(li => li.textContent.includes("2pm") && li.querySelector(".receipts").textContent === "read by 1 of 1")`)
 
+	// The nurse's stream fails for good (as after an error answer); a
+	// message posted meanwhile still arrives once the client reopens it
+	// from the last event it saw.
+	nurse.do("stream fails", chromedp.Evaluate[chromedp.Void](`state.stream.close(); state.stream.dispatchEvent(new Event("error"))`))
+	doc.api.Must(http.StatusCreated, "POST", "/api/v1/threads/"+tid+"/messages", map[string]any{"text": "Sent while your stream was down"})
+	nurse.waitFor("missed message arrives", `[...document.querySelectorAll("#messages .msg-text")].some(p => p.textContent === "Sent while your stream was down") && document.body.dataset.stream === "open"`)
+
 	// A broadcast that needs acknowledging.
 	nurse.api.Must(http.StatusCreated, "POST", "/api/v1/threads/"+tid+"/messages", map[string]any{
 		"text": "Code cart moved to room 14", "ack_required": true,

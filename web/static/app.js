@@ -209,6 +209,7 @@ async function signOut() {
 function signedOut(message) {
   state.me = null;
   if (state.stream) { state.stream.close(); state.stream = null; }
+  state.lastEventId = "";
   clearTimeout(state.idleTimer);
   clearInterval(state.tick);
   state.watchedPage = null;
@@ -251,11 +252,18 @@ function describeSeconds(s) {
 
 // ---- event stream -------------------------------------------------------
 
+// openStream follows the user's event stream. EventSource reconnects by
+// itself (sending Last-Event-ID) after a dropped connection, but gives up for
+// good after an error answer (the session ended, or an instance was briefly
+// unavailable); then the client checks its session (a 401 signs it out) and
+// reopens the stream where it left off, so no event is missed.
 function openStream() {
   if (state.stream) state.stream.close();
-  const es = new EventSource("/api/v1/events");
+  const q = state.lastEventId ? "?last_event_id=" + encodeURIComponent(state.lastEventId) : "";
+  const es = new EventSource("/api/v1/events" + q);
   state.stream = es;
   const dispatch = (ev) => {
+    if (ev.lastEventId) state.lastEventId = ev.lastEventId;
     let data = {};
     try { data = JSON.parse(ev.data); } catch (_) { return; }
     for (const f of state.listeners) f(data);
@@ -264,9 +272,21 @@ function openStream() {
     "receipt.updated", "thread.updated", "stream.reset"]) {
     es.addEventListener(t, dispatch);
   }
-  es.addEventListener("session.revoked", () => signedOut("Your session was ended."));
+  // A revoked session may be this one or another of the user's: ask.
+  es.addEventListener("session.revoked", (ev) => {
+    if (ev.lastEventId) state.lastEventId = ev.lastEventId;
+    api("GET", "/me").catch(() => {});
+  });
   es.addEventListener("open", () => { document.body.dataset.stream = "open"; });
-  es.addEventListener("error", () => { document.body.dataset.stream = "reconnecting"; });
+  es.addEventListener("error", () => {
+    document.body.dataset.stream = "reconnecting";
+    if (es.readyState !== EventSource.CLOSED || state.stream !== es) return;
+    setTimeout(async () => {
+      if (!state.me || state.stream !== es) return;
+      try { await api("GET", "/me"); } catch (_) { if (!state.me) return; }
+      if (state.me && state.stream === es) openStream();
+    }, 2000);
+  });
 }
 
 state.listeners.add((e) => {
