@@ -135,8 +135,8 @@ func (c *client) smartLaunch(w http.ResponseWriter, r *http.Request) {
 		c.launchFail(w, http.StatusInternalServerError, "cannot start the launch", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: launchCookie, Value: base64.RawURLEncoding.EncodeToString(blob), Path: "/smart/",
-		MaxAge: int(launchMaxAge / time.Second), HttpOnly: true, Secure: c.o.SecureCookies, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, c.frameCookie(&http.Cookie{Name: launchCookie, Value: base64.RawURLEncoding.EncodeToString(blob), Path: "/smart/",
+		MaxAge: int(launchMaxAge / time.Second)}))
 	sum := sha256.Sum256([]byte(st.Verifier))
 	scope := c.o.SMART.Scope
 	if scope == "" {
@@ -180,8 +180,7 @@ func (c *client) smartCallback(w http.ResponseWriter, r *http.Request) {
 		c.launchFail(w, http.StatusBadRequest, "no launch in progress in this browser (or it took longer than 10 minutes)", nil)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: launchCookie, Value: "", Path: "/smart/", MaxAge: -1, HttpOnly: true,
-		Secure: c.o.SecureCookies, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, c.frameCookie(&http.Cookie{Name: launchCookie, Value: "", Path: "/smart/", MaxAge: -1}))
 	var st launchState
 	blob, err := base64.RawURLEncoding.DecodeString(ck.Value)
 	if err == nil {
@@ -252,9 +251,27 @@ func (c *client) smartCallback(w http.ResponseWriter, r *http.Request) {
 		c.launchFail(w, http.StatusInternalServerError, "cannot open a session", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: c.o.SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: c.o.SecureCookies,
-		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
+	http.SetCookie(w, c.frameCookie(&http.Cookie{Name: c.o.SessionCookie, Value: secret, Path: "/", Expires: sess.ExpiresAt}))
 	c.serveIndex(w, r, page{Patient: "Patient/" + tok.Patient})
+}
+
+// frameCookie sets the attributes of the cookies an EHR launch sets. The
+// launch runs inside the EHR's iframe; when the EHR is another site, a
+// browser sends a SameSite=Lax cookie neither to the callback nor to the
+// chart's API requests. Over https they are therefore SameSite=None and
+// Partitioned (CHIPS: kept under the EHR's site, so they are not
+// third-party cookies that browsers block, and not shared with callroom
+// opened elsewhere). Over plain http (development, tests) browsers refuse
+// SameSite=None, and Lax works for a same-site EHR.
+func (c *client) frameCookie(ck *http.Cookie) *http.Cookie {
+	ck.HttpOnly = true
+	ck.Secure = c.o.SecureCookies
+	ck.SameSite = http.SameSiteLaxMode
+	if c.o.SecureCookies {
+		ck.SameSite = http.SameSiteNoneMode
+		ck.Partitioned = true
+	}
+	return ck
 }
 
 type tokenResponse struct {
