@@ -30,6 +30,10 @@ type config struct {
 	smtpPassword    string
 	smtpHelo        string
 	masterKeyFile   string
+	// Inbound SMTP gateway; off unless mailAddr is set.
+	mailAddr, mailDomains, mailTLSCert, mailTLSKey string
+	mailUsersFile, mailNetworks, mailSenders       string
+	mailMaxBytes                                   int
 }
 
 func env(name, def string) string {
@@ -77,6 +81,14 @@ func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *c
 		fs.StringVar(&cfg.smtpFrom, "smtp-from", env("CALLROOM_SMTP_FROM", "callroom@localhost"), "From address of notification email (env CALLROOM_SMTP_FROM)")
 		fs.StringVar(&cfg.smtpHelo, "smtp-helo", env("CALLROOM_SMTP_HELO", "localhost"), "name this host gives the relay (env CALLROOM_SMTP_HELO)")
 		fs.StringVar(&cfg.masterKeyFile, "master-key-file", env("CALLROOM_MASTER_KEY_FILE", ""), "file of master keys that encrypt data at rest (env CALLROOM_MASTER_KEY_FILE; or set CALLROOM_MASTER_KEY)")
+		fs.StringVar(&cfg.mailAddr, "smtp-addr", env("CALLROOM_SMTP_ADDR", ""), "listen for inbound email pages on this address, e.g. :2525 (env CALLROOM_SMTP_ADDR; off when empty)")
+		fs.StringVar(&cfg.mailDomains, "smtp-domains", env("CALLROOM_SMTP_DOMAINS", ""), "comma-separated domains the gateway accepts mail for, e.g. pager.example.org (env CALLROOM_SMTP_DOMAINS)")
+		fs.StringVar(&cfg.mailTLSCert, "smtp-tls-cert", env("CALLROOM_SMTP_TLS_CERT", ""), "PEM certificate for STARTTLS (env CALLROOM_SMTP_TLS_CERT)")
+		fs.StringVar(&cfg.mailTLSKey, "smtp-tls-key", env("CALLROOM_SMTP_TLS_KEY", ""), "PEM key for STARTTLS (env CALLROOM_SMTP_TLS_KEY)")
+		fs.StringVar(&cfg.mailUsersFile, "smtp-users-file", env("CALLROOM_SMTP_USERS_FILE", ""), "file of username:argon2id-hash lines for SMTP AUTH after STARTTLS (env CALLROOM_SMTP_USERS_FILE)")
+		fs.StringVar(&cfg.mailNetworks, "smtp-allowed-networks", env("CALLROOM_SMTP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"), "CIDRs that may send without AUTH; \"none\" for none (env CALLROOM_SMTP_ALLOWED_NETWORKS)")
+		fs.StringVar(&cfg.mailSenders, "smtp-allowed-senders", env("CALLROOM_SMTP_ALLOWED_SENDERS", ""), "envelope senders (addresses or @domains) unauthenticated clients may page from; any when empty (env CALLROOM_SMTP_ALLOWED_SENDERS)")
+		fs.IntVar(&cfg.mailMaxBytes, "smtp-max-bytes", envInt("CALLROOM_SMTP_MAX_BYTES", 1<<20), "largest message accepted, in bytes (env CALLROOM_SMTP_MAX_BYTES)")
 		cfg.smtpUsername = os.Getenv("CALLROOM_SMTP_USERNAME")
 		cfg.smtpPassword = os.Getenv("CALLROOM_SMTP_PASSWORD")
 		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CALLROOM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long SIGTERM waits for requests and jobs to finish (env CALLROOM_SHUTDOWN_TIMEOUT)")

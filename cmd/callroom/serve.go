@@ -28,6 +28,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("master key: %w (create one with 'callroom keys init --file PATH' and set CALLROOM_MASTER_KEY_FILE)", err)
 	}
+	mail, err := mailConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("smtp gateway: %w", err)
+	}
 	pool, err := pg.Open(ctx, cfg.databaseURL, pg.Options{MaxConns: int32(cfg.dbMaxConns)})
 	if err != nil {
 		return err
@@ -37,6 +41,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
+		Mail: mail,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
@@ -43,6 +44,9 @@ type Config struct {
 	MasterKeys *keys.MasterKeys
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
+	// reply) on Mail.Addr; nil leaves it off.
+	Mail *mailgateway.Config
 }
 
 // Server is one callroom instance.
@@ -57,6 +61,11 @@ type Server struct {
 	Inbox    *inbox.Store
 	River    *worker.Client
 	API      *httpapi.Server
+	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
+	Mail *mailgateway.Server
+	// MailListener, when set before Serve, is where the gateway listens
+	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
+	MailListener net.Listener
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -101,6 +110,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("email relay: %w", err)
 		}
 		s.Pages.Email = sender
+	}
+	if cfg.Mail != nil {
+		if err := s.newMailGateway(*cfg.Mail); err != nil {
+			return nil, err
+		}
 	}
 	// In-app notifications are delivered when a live stream writes them.
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
@@ -177,6 +191,13 @@ func (s *Server) Handler() http.Handler { return s.API.Handler() }
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	if err := s.River.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
+	}
+	if s.Mail != nil {
+		stopMail, err := s.serveMail(ctx, drain)
+		if err != nil {
+			return err
+		}
+		defer stopMail()
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
