@@ -37,7 +37,7 @@ type Instance struct {
 	Logs   *bytes.Buffer // everything the instance logged, for PHI checks
 	// MailAddr is where the SMTP gateway listens when Options.Mail is set.
 	MailAddr string
-	logMu  *sync.Mutex
+	logMu    *sync.Mutex
 }
 
 // Options adjust an instance.
