@@ -3,6 +3,7 @@ package mailgateway_test
 import (
 	"encoding/json"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,27 +55,26 @@ func (f *replyFixture) page(t *testing.T, nurse *apitest.Client) (pageID, replyT
 	p := nurse.Must(201, "POST", "/api/v1/pages", map[string]any{"service_id": f.serviceID, "priority": "stat",
 		"summary": "Chest pain bed 12", "patient_ref": "Patient/" + uuid.NewString()})
 	pageID = p["id"].(string)
-	for {
-		m := f.relay.WaitFor(t, f.doctorMail, 10*time.Second)
-		msg, err := netmail.ReadMessage(strings.NewReader(m.Data))
-		if err != nil {
-			t.Fatal(err)
+	var msg *netmail.Message
+	m := f.relay.WaitMatch(t, "notification email of page "+pageID, 10*time.Second, func(m smtptest.Mail) bool {
+		if !slices.Contains(m.To, f.doctorMail) {
+			return false
 		}
-		if msg.Header.Get("X-Callroom-Page") != pageID {
-			continue
-		}
-		rt, err := netmail.ParseAddress(msg.Header.Get("Reply-To"))
-		if err != nil {
-			t.Fatalf("notification Reply-To %q: %v", msg.Header.Get("Reply-To"), err)
-		}
-		if !strings.HasPrefix(rt.Address, "reply+") || !strings.HasSuffix(rt.Address, "@"+testDomain) {
-			t.Fatalf("Reply-To = %q, want a reply address at %s", rt.Address, testDomain)
-		}
-		if strings.Contains(m.Data, "Chest pain") {
-			t.Fatal("the notification email carries the page text")
-		}
-		return pageID, rt.Address
+		var err error
+		msg, err = netmail.ReadMessage(strings.NewReader(m.Data))
+		return err == nil && msg.Header.Get("X-Callroom-Page") == pageID
+	})
+	rt, err := netmail.ParseAddress(msg.Header.Get("Reply-To"))
+	if err != nil {
+		t.Fatalf("notification Reply-To %q: %v", msg.Header.Get("Reply-To"), err)
 	}
+	if !strings.HasPrefix(rt.Address, "reply+") || !strings.HasSuffix(rt.Address, "@"+testDomain) {
+		t.Fatalf("Reply-To = %q, want a reply address at %s", rt.Address, testDomain)
+	}
+	if strings.Contains(m.Data, "Chest pain") {
+		t.Fatal("the notification email carries the page text")
+	}
+	return pageID, rt.Address
 }
 
 func TestReplyToNotificationEmail(t *testing.T) {
@@ -138,6 +138,33 @@ func TestReplyToNotificationEmail(t *testing.T) {
 	for _, logs := range []string{f.in.LogText()} {
 		if strings.Contains(logs, "Chest pain") || strings.Contains(logs, "On my way") {
 			t.Errorf("page or reply text was logged")
+		}
+	}
+}
+
+// TestReplyCommands: RESOLVE and ESCALATE as the first word of a reply act
+// on the page as the doctor, audited as theirs.
+func TestReplyCommands(t *testing.T) {
+	t.Parallel()
+	f := newReplyFixture(t)
+	nurse := f.in.User("Nurse N", "nurse")
+	for _, tt := range []struct {
+		body, action, status string
+	}{
+		// The policy has one step and no repeats: escalating exhausts it.
+		{"ESCALATE\nplease get my fellow", "page.escalate", "unanswered"},
+		{"Resolve - seen and treated", "page.resolve", "resolved"},
+	} {
+		pageID, replyTo := f.page(t, nurse)
+		mustSend(t, f.in.MailAddr, mail{From: f.doctorMail, To: []string{replyTo}, Subject: "Re: page", Body: tt.body})
+		if st := f.doctor.Must(200, "GET", "/api/v1/pages/"+pageID, nil)["status"]; st != tt.status {
+			t.Errorf("%q: status %v, want %s", tt.body, st, tt.status)
+		}
+		var n int
+		if err := f.in.DB.Pool.QueryRow(t.Context(), `SELECT count(*) FROM audit_events
+			WHERE action = $1 AND object_id = $2 AND actor_id = $3 AND outcome = 'success'`,
+			tt.action, pageID, f.doctor.User.ID).Scan(&n); err != nil || n != 1 {
+			t.Errorf("%q: %d %s audit events by the doctor (%v), want 1", tt.body, n, tt.action, err)
 		}
 	}
 }

@@ -61,17 +61,24 @@ func (r *Relay) Messages() []Mail {
 // given) and returns it.
 func (r *Relay) WaitFor(t testing.TB, to string, timeout time.Duration) Mail {
 	t.Helper()
+	return r.WaitMatch(t, "email to "+to, timeout, func(m Mail) bool { return slices.Contains(m.To, to) })
+}
+
+// WaitMatch waits up to timeout for a message match accepts and returns the
+// first one; what names it in the failure.
+func (r *Relay) WaitMatch(t testing.TB, what string, timeout time.Duration, match func(Mail) bool) Mail {
+	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		for _, m := range r.Messages() {
-			if slices.Contains(m.To, to) {
+			if match(m) {
 				return m
 			}
 		}
 		select {
 		case <-r.arrived:
 		case <-deadline:
-			t.Fatalf("no email to %s within %s", to, timeout)
+			t.Fatalf("no %s within %s", what, timeout)
 		}
 	}
 }
