@@ -28,6 +28,7 @@ import (
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -81,6 +82,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionLifetime > 0 {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
+	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
@@ -130,9 +132,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -146,6 +149,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready,
+		HSTS:  strings.HasPrefix(cfg.PublicURL, "https://"), Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
 	}
 	return s, nil
 }
