@@ -44,6 +44,16 @@ type Config struct {
 	MasterKeys *keys.MasterKeys
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// TLS says callroom terminates TLS itself (HSTS is sent then, and when
+	// PublicURL is https). FrameAncestors is the CSP frame-ancestors list.
+	TLS            bool
+	FrameAncestors string
+	// Single sign-on; empty OIDCIssuer disables it. PasswordLoginOff leaves
+	// single sign-on as the only way in.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret string
+	PasswordLoginOff                           bool
+	// Limits overrides httpapi.DefaultLimits.
+	Limits *httpapi.Limits
 }
 
 // Server is one callroom instance.
@@ -148,8 +158,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready: s.ready,
-		HSTS:  strings.HasPrefix(cfg.PublicURL, "https://"), Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+		Ready:          s.ready,
+		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff,
+		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+	}
+	if cfg.Limits != nil {
+		s.API.Limits = *cfg.Limits
+	}
+	if cfg.OIDCIssuer != "" {
+		s.API.OIDC = &httpapi.OIDCConfig{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+			RedirectURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/oidc/callback"}
 	}
 	return s, nil
 }
