@@ -2,7 +2,9 @@ package ratelimit_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,4 +85,25 @@ func TestPreviousWindowWeighs(t *testing.T) {
 	if d, _ := l.Allow(ctx, "k", ratelimit.Rule{}); !d.Allowed {
 		t.Fatal("an empty rule refused")
 	}
+}
+
+// BenchmarkAllow is the cost the limiter adds to each limited request (one
+// upsert round trip), with 8 callers on distinct buckets.
+func BenchmarkAllow(b *testing.B) {
+	db := pgtest.NewWithPoolSize(b, 8)
+	l := ratelimit.New(db.Pool)
+	rule := ratelimit.Rule{Limit: 1 << 30, Window: time.Minute}
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		bucket := "bench:" + strconv.FormatInt(n.Add(1), 10)
+		for pb.Next() {
+			if _, err := l.Allow(ctx, bucket, rule); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
