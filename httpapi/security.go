@@ -18,7 +18,9 @@ import (
 type Limits struct {
 	// LoginPerIP and LoginPerEmail bound password attempts from one address
 	// and against one account (guessing spread over many addresses still
-	// meets the account lockout).
+	// meets the account lockout). The per-address limit is generous because
+	// a hospital's workstations often reach callroom from one NAT address,
+	// all signing in at shift change.
 	LoginPerIP, LoginPerEmail ratelimit.Rule
 	// PagesPerCaller bounds page creation per API token (or per user for
 	// browser sessions), so a runaway integration cannot flood the on-call.
@@ -27,7 +29,7 @@ type Limits struct {
 
 // DefaultLimits are generous for people and tight for scripts.
 var DefaultLimits = Limits{
-	LoginPerIP:     ratelimit.Rule{Limit: 30, Window: time.Minute},
+	LoginPerIP:     ratelimit.Rule{Limit: 120, Window: time.Minute},
 	LoginPerEmail:  ratelimit.Rule{Limit: 10, Window: time.Minute},
 	PagesPerCaller: ratelimit.Rule{Limit: 120, Window: time.Minute},
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -53,6 +54,8 @@ type Server struct {
 	OIDC *OIDCConfig
 	// LocalPasswordsOff refuses password login (single sign-on only).
 	LocalPasswordsOff bool
+	// TrustedProxies are the load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 
 	// routes registered by domain files; see routes().
 	extra []func(chi.Router)
@@ -61,7 +64,7 @@ type Server struct {
 // Handler returns the whole HTTP surface.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.logRequests, s.securityHeaders)
+	r.Use(s.forwardedFor, s.recoverer, s.logRequests, s.securityHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Status: http.StatusMethodNotAllowed, Detail: "method not allowed on this route"})

@@ -39,6 +39,7 @@ type config struct {
 	oidcClientSecret                      string
 	passwordLogin                         bool
 	loginRatePerMinute, pageRatePerMinute int
+	trustedProxies                        string
 }
 
 func env(name, def string) string {
@@ -92,8 +93,9 @@ func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *c
 		fs.StringVar(&cfg.oidcIssuer, "oidc-issuer", env("CALLROOM_OIDC_ISSUER", ""), "OpenID Connect issuer URL: enables single sign-on at /auth/oidc/login (env CALLROOM_OIDC_ISSUER)")
 		fs.StringVar(&cfg.oidcClientID, "oidc-client-id", env("CALLROOM_OIDC_CLIENT_ID", ""), "client id registered with the OpenID Connect provider (env CALLROOM_OIDC_CLIENT_ID; secret in env CALLROOM_OIDC_CLIENT_SECRET)")
 		fs.BoolVar(&cfg.passwordLogin, "password-login", env("CALLROOM_PASSWORD_LOGIN", "true") == "true", "allow sign-in with local passwords; false leaves single sign-on only (env CALLROOM_PASSWORD_LOGIN)")
-		fs.IntVar(&cfg.loginRatePerMinute, "login-rate", envInt("CALLROOM_LOGIN_RATE", 30), "sign-in attempts per minute per client address; 0 is unlimited (env CALLROOM_LOGIN_RATE)")
+		fs.IntVar(&cfg.loginRatePerMinute, "login-rate", envInt("CALLROOM_LOGIN_RATE", 120), "sign-in attempts per minute per client address; 0 is unlimited (env CALLROOM_LOGIN_RATE)")
 		fs.IntVar(&cfg.pageRatePerMinute, "page-rate", envInt("CALLROOM_PAGE_RATE", 120), "pages created per minute per API token or user; 0 is unlimited (env CALLROOM_PAGE_RATE)")
+		fs.StringVar(&cfg.trustedProxies, "trusted-proxies", env("CALLROOM_TRUSTED_PROXIES", ""), "load balancer addresses or CIDRs whose X-Forwarded-For names the client (env CALLROOM_TRUSTED_PROXIES)")
 		cfg.oidcClientSecret = os.Getenv("CALLROOM_OIDC_CLIENT_SECRET")
 		cfg.smtpUsername = os.Getenv("CALLROOM_SMTP_USERNAME")
 		cfg.smtpPassword = os.Getenv("CALLROOM_SMTP_PASSWORD")
@@ -131,6 +133,9 @@ func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *c
 			}
 			if !cfg.passwordLogin && cfg.oidcIssuer == "" {
 				return errors.New("--password-login=false needs single sign-on (--oidc-issuer), or nobody could sign in")
+			}
+			if _, err := httpapi.ParseTrustedProxies(cfg.trustedProxies); err != nil {
+				return fmt.Errorf("--trusted-proxies: %w", err)
 			}
 			if cfg.loginRatePerMinute < 0 || cfg.pageRatePerMinute < 0 {
 				return errors.New("--login-rate and --page-rate must not be negative")

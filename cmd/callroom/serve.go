@@ -38,11 +38,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer pool.Close()
+	proxies, _ := httpapi.ParseTrustedProxies(cfg.trustedProxies) // checked above
 	srv, err := server.New(ctx, server.Config{
 		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
-		TLS: cfg.tlsCertFile != "", FrameAncestors: cfg.frameAncestors,
+		TLS: cfg.tlsCertFile != "", FrameAncestors: cfg.frameAncestors, TrustedProxies: proxies,
 		OIDCIssuer: cfg.oidcIssuer, OIDCClientID: cfg.oidcClientID, OIDCClientSecret: cfg.oidcClientSecret, PasswordLoginOff: !cfg.passwordLogin,
 		Limits: &httpapi.Limits{
 			LoginPerIP:     ratelimit.Rule{Limit: cfg.loginRatePerMinute, Window: time.Minute},

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -54,6 +55,8 @@ type Config struct {
 	PasswordLoginOff                           bool
 	// Limits overrides httpapi.DefaultLimits.
 	Limits *httpapi.Limits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is one callroom instance.
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready:          s.ready,
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
-		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff,
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
 		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
 	}
 	if cfg.Limits != nil {
