@@ -43,6 +43,7 @@ func (s *Server) securityRoutes(r chi.Router) {
 	r.Delete("/users/{id}/sessions/{sid}", s.revokeSession)
 	r.Delete("/users/{id}/tokens/{tid}", s.revokeToken)
 	r.Post("/users/{id}/revoke-credentials", s.revokeCredentials)
+	r.Get("/users/{id}/mfa", s.getUserMFA)
 	r.Delete("/users/{id}/mfa/totp", s.resetTOTP)
 	r.Post("/users/{id}/unlock", s.unlockUser)
 	r.Get("/security/settings", s.getSecuritySettings)
@@ -99,6 +100,21 @@ func (s *Server) selfOrAdmin(w http.ResponseWriter, r *http.Request) (uuid.UUID,
 
 func (s *Server) getMFA(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Auth.MFA(r.Context(), principal(r).User.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// getUserMFA is a user's second-factor status, for the user or an
+// administrator checking who has enrolled.
+func (s *Server) getUserMFA(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.selfOrAdmin(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.Auth.MFA(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -162,6 +162,10 @@ func TestMFAOverHTTP(t *testing.T) {
 	if out["idle_timeout_seconds"] != float64(900) {
 		t.Errorf("login answer %v", out)
 	}
+	if st := admin.Must(200, "GET", "/api/v1/users/"+doc.ID.String()+"/mfa", nil); st["totp_enabled"] != true {
+		t.Errorf("admin sees %v", st)
+	}
+	nurse.Must(403, "GET", "/api/v1/users/"+doc.ID.String()+"/mfa", nil)
 	// The admin resets the authenticator of a user who lost their phone.
 	nurse.Must(403, "DELETE", "/api/v1/users/"+doc.ID.String()+"/mfa/totp", nil)
 	admin.Must(204, "DELETE", "/api/v1/users/"+doc.ID.String()+"/mfa/totp", nil)
