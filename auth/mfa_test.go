@@ -200,6 +200,15 @@ func TestLoginLockout(t *testing.T) {
 	if _, _, err := s.Login(ctx, "lock@example.org", "longenough", "", ""); err != nil {
 		t.Fatalf("after unlock: %v", err)
 	}
+	// Failures further apart than the lockout period do not add up.
+	for range 2 {
+		s.Login(ctx, "lock@example.org", "wrong-password", "", "") //nolint:errcheck
+	}
+	db.Pool.Exec(ctx, `UPDATE login_lockouts SET last_failure_at = now() - interval '6 minutes' WHERE user_id = $1`, u.ID)
+	s.Login(ctx, "lock@example.org", "wrong-password", "", "") //nolint:errcheck
+	if _, _, err := s.Login(ctx, "lock@example.org", "longenough", "", ""); err != nil {
+		t.Fatalf("stale failures locked the account: %v", err)
+	}
 	// An expired lock lets the user in again.
 	for range 3 {
 		s.Login(ctx, "lock@example.org", "wrong-password", "", "") //nolint:errcheck

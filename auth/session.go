@@ -138,11 +138,14 @@ func (s *Store) SignIn(ctx context.Context, c Credentials) (Session, string, err
 }
 
 // countFailure adds one failed login for userID and locks the account when
-// the threshold is reached.
+// the threshold is reached. Failures further apart than the lockout period
+// do not add up.
 func (s *Store) countFailure(ctx context.Context, tx pgx.Tx, by audit.Actor, userID uuid.UUID) error {
 	var failures, threshold, minutes int
 	err := tx.QueryRow(ctx, `INSERT INTO login_lockouts AS l (user_id, failures) VALUES ($1, 1)
-		ON CONFLICT (user_id) DO UPDATE SET failures = l.failures + 1
+		ON CONFLICT (user_id) DO UPDATE SET last_failure_at = now(), failures = CASE
+			WHEN l.last_failure_at < now() - make_interval(mins => (SELECT lockout_minutes FROM security_settings)) THEN 1
+			ELSE l.failures + 1 END
 		RETURNING l.failures, (SELECT lockout_threshold FROM security_settings), (SELECT lockout_minutes FROM security_settings)`,
 		userID).Scan(&failures, &threshold, &minutes)
 	if err != nil || failures < threshold {

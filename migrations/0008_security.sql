@@ -27,10 +27,13 @@ CREATE TABLE user_recovery_codes (
 );
 
 -- Failed logins in a row, and the lock they lead to (164.308(a)(5)(ii)(C)).
+-- A failure more than the lockout period after the previous one starts the
+-- count again, so a few typos a month never add up to a lock.
 CREATE TABLE login_lockouts (
-    user_id      uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    failures     integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
-    locked_until timestamptz
+    user_id         uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    failures        integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    last_failure_at timestamptz NOT NULL DEFAULT now(),
+    locked_until    timestamptz
 );
 
 -- The administrator's security settings: a single row.
