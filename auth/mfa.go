@@ -134,7 +134,8 @@ func (s *Store) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]st
 }
 
 // DisableTOTP removes the user's authenticator and recovery codes. The user
-// proves possession with a current code or a recovery code; an administrator
+// proves possession with a current code or a recovery code, and may not when
+// the security settings require a second factor of them; an administrator
 // (admin true) resetting a user who lost their phone needs neither.
 func (s *Store) DisableTOTP(ctx context.Context, by audit.Actor, userID uuid.UUID, code, recovery string, admin bool) error {
 	return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -146,6 +147,14 @@ func (s *Store) DisableTOTP(ctx context.Context, by audit.Actor, userID uuid.UUI
 			return fmt.Errorf("user: %w", callroom.ErrNotFound)
 		}
 		if !admin {
+			var required bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM security_settings x, users u
+				WHERE u.id = $1 AND (x.mfa_required_all OR x.mfa_required_roles && u.roles))`, userID).Scan(&required); err != nil {
+				return err
+			}
+			if required {
+				return callroom.Conflict("totp", "the security settings require a second factor for your account; an administrator can reset it")
+			}
 			ok := false
 			var err error
 			switch {

@@ -11,6 +11,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/internal/pgtest"
@@ -259,6 +260,10 @@ func TestMFARequiredForRoles(t *testing.T) {
 	}
 	if p, _ = s.Authenticate(ctx, secret, ""); p.MFAEnrollmentRequired {
 		t.Error("still restricted after enrolling")
+	}
+	err = s.DisableTOTP(ctx, p.Actor(), doc.ID, codeAt(t, en.Secret, time.Now().Add(30*time.Second)), "", false)
+	if _, ok := err.(*callroom.ConflictError); !ok {
+		t.Errorf("a required second factor was switched off by its user: %v", err)
 	}
 	st, _ := s.Settings(ctx)
 	if len(st.MFARequiredRoles) != 1 || st.MFARequiredRoles[0] != auth.Physician {
