@@ -23,6 +23,7 @@ import (
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // TestMasterKey is the master key of test instances (id "test").
@@ -109,6 +110,9 @@ func Start(t testing.TB, opt ...Options) *Instance {
 		}
 		srv.MailListener, mailAddr = mln, mln.Addr().String()
 	}
+	// Paging tests and benchmarks send far more pages per token than any
+	// ward; the page limit is tested on its own (httpapi TestRateLimits).
+	srv.API.Limits.PagesPerCaller = ratelimit.Rule{}
 	if o.Setup != nil {
 		o.Setup(srv)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -47,6 +49,18 @@ type Config struct {
 	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
 	// reply) on Mail.Addr; nil leaves it off.
 	Mail *mailgateway.Config
+	// TLS says callroom terminates TLS itself (HSTS is sent then, and when
+	// PublicURL is https). FrameAncestors is the CSP frame-ancestors list.
+	TLS            bool
+	FrameAncestors string
+	// Single sign-on; empty OIDCIssuer disables it. PasswordLoginOff leaves
+	// single sign-on as the only way in.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret string
+	PasswordLoginOff                           bool
+	// Limits overrides httpapi.DefaultLimits.
+	Limits *httpapi.Limits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is one callroom instance.
@@ -90,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionLifetime > 0 {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
+	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
@@ -144,9 +159,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -159,7 +175,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready: s.ready,
+		Ready:          s.ready,
+		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
+		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+	}
+	if cfg.Limits != nil {
+		s.API.Limits = *cfg.Limits
+	}
+	if cfg.OIDCIssuer != "" {
+		s.API.OIDC = &httpapi.OIDCConfig{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+			RedirectURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/oidc/callback"}
 	}
 	return s, nil
 }
