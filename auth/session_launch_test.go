@@ -30,7 +30,7 @@ func TestOpenSessionForLaunch(t *testing.T) {
 	if err != nil || found.ID != u.ID {
 		t.Fatalf("UserByNPI = %v, %v", found.ID, err)
 	}
-	sess, secret, err := s.OpenSession(ctx, u.ID, "smart", "10.0.0.7", "test")
+	sess, secret, err := s.OpenSession(ctx, u.ID, "10.0.0.7", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestOpenSessionForLaunch(t *testing.T) {
 	if _, err := s.UpdateUser(ctx, audit.System, u.ID, auth.UserChange{Active: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.OpenSession(ctx, u.ID, "smart", "10.0.0.7", "test"); !errors.Is(err, auth.ErrLoginFailed) {
+	if _, _, err := s.OpenSession(ctx, u.ID, "10.0.0.7", "test"); !errors.Is(err, auth.ErrLoginFailed) {
 		t.Fatalf("deactivated user: %v, want ErrLoginFailed", err)
 	}
 	events, _ := audit.List(ctx, db.Pool, audit.Filter{Action: "auth.login"})

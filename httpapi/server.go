@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // Server holds what the handlers need.
@@ -42,6 +44,22 @@ type Server struct {
 	// Web, when set, serves the browser client: every GET that no API route
 	// matches outside /api/ goes to it (see package web).
 	Web http.Handler
+	// HSTS sends Strict-Transport-Security on every response (set when
+	// PublicURL is https); responses over TLS carry it regardless.
+	HSTS bool
+	// FrameAncestors is the CSP frame-ancestors list for pages, e.g. the
+	// EHR's origin that embeds callroom; empty means 'none'.
+	FrameAncestors string
+	// Limiter and Limits rate-limit login and page creation; nil Limiter
+	// switches limiting off.
+	Limiter *ratelimit.Limiter
+	Limits  Limits
+	// OIDC, when set, enables single sign-on at /auth/oidc/login.
+	OIDC *OIDCConfig
+	// LocalPasswordsOff refuses password login (single sign-on only).
+	LocalPasswordsOff bool
+	// TrustedProxies are the load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 
 	// routes registered by domain files; see routes().
 	extra []func(chi.Router)
@@ -50,7 +68,7 @@ type Server struct {
 // Handler returns the whole HTTP surface.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.logRequests, securityHeaders)
+	r.Use(s.forwardedFor, s.recoverer, s.logRequests, s.securityHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if s.Web != nil && !strings.HasPrefix(r.URL.Path, "/api/") {
 			s.Web.ServeHTTP(w, r)
@@ -66,6 +84,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
+	r.Get("/auth/oidc/login", s.oidcLogin)
+	r.Get("/auth/oidc/callback", s.oidcCallback)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Post("/auth/login", s.login)
@@ -79,6 +99,7 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			s.securityRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}

@@ -137,8 +137,9 @@ func TestSMARTLaunchOpensThePatientsThreads(t *testing.T) {
 	t.Parallel()
 	e := newEHR(t)
 	in := apitest.Start(t, apitest.Options{Setup: func(s *server.Server) {
+		s.API.FrameAncestors = e.srv.URL
 		s.API.Web = web.Handler(web.Options{
-			FrameAncestors: []string{e.srv.URL}, SessionIdle: s.Auth.SessionIdle,
+			FrameAncestors: e.srv.URL, SessionIdle: s.Auth.SessionIdle,
 			SMART: &web.SMART{Issuer: e.srv.URL + "/fhir", ClientID: e.clientID},
 			Auth:  s.Auth, Keys: s.Keys, SessionCookie: "callroom_session",
 		})

@@ -28,9 +28,10 @@ var files embed.FS
 
 // Options adjust the client.
 type Options struct {
-	// FrameAncestors lists the origins allowed to frame the client (the
-	// EHR, for the patient-chart view). Empty allows none.
-	FrameAncestors []string
+	// FrameAncestors is the CSP frame-ancestors source list: the origins
+	// allowed to frame the client (the EHR, for the patient-chart view),
+	// space-separated. Empty or 'none' allows none.
+	FrameAncestors string
 	// SessionIdle is the idle timeout of browser sessions: the client signs
 	// itself out after this long without input.
 	SessionIdle time.Duration
@@ -50,12 +51,16 @@ type Options struct {
 // contentSecurityPolicy allows our own scripts, styles and connections
 // only: no inline script or style, no eval, nothing from elsewhere.
 func contentSecurityPolicy(o Options) string {
-	fa := "'none'"
-	if len(o.FrameAncestors) > 0 {
-		fa = strings.Join(o.FrameAncestors, " ")
-	}
+	fa := o.frameAncestors()
 	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 		"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors " + fa
+}
+
+func (o Options) frameAncestors() string {
+	if strings.TrimSpace(o.FrameAncestors) == "" {
+		return "'none'"
+	}
+	return strings.TrimSpace(o.FrameAncestors)
 }
 
 // screens are the paths that open the client: the root, and the page link
@@ -104,8 +109,10 @@ func (c *client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", c.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	if len(c.o.FrameAncestors) == 0 {
+	if c.o.frameAncestors() == "'none'" {
 		h.Set("X-Frame-Options", "DENY")
+	} else {
+		h.Del("X-Frame-Options") // frame-ancestors decides
 	}
 	p := r.URL.Path
 	switch {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,9 +26,11 @@ import (
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/web"
 	"github.com/callroom/callroom/worker"
 )
@@ -42,12 +45,26 @@ type Config struct {
 	EscalationPoll  time.Duration
 	// MasterKeys wrap the data keys that encrypt PHI at rest.
 	MasterKeys *keys.MasterKeys
-	// SMART enables the patient-chart view's EHR launch; FrameAncestors are
-	// the origins (the EHR's) allowed to show the web client in a frame.
-	SMART          *web.SMART
-	FrameAncestors []string
+	// SMART enables the patient-chart view's EHR launch (the EHR must also
+	// be in FrameAncestors to show it in a frame).
+	SMART *web.SMART
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
+	// reply) on Mail.Addr; nil leaves it off.
+	Mail *mailgateway.Config
+	// TLS says callroom terminates TLS itself (HSTS is sent then, and when
+	// PublicURL is https). FrameAncestors is the CSP frame-ancestors list.
+	TLS            bool
+	FrameAncestors string
+	// Single sign-on; empty OIDCIssuer disables it. PasswordLoginOff leaves
+	// single sign-on as the only way in.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret string
+	PasswordLoginOff                           bool
+	// Limits overrides httpapi.DefaultLimits.
+	Limits *httpapi.Limits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is one callroom instance.
@@ -62,6 +79,11 @@ type Server struct {
 	Inbox    *inbox.Store
 	River    *worker.Client
 	API      *httpapi.Server
+	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
+	Mail *mailgateway.Server
+	// MailListener, when set before Serve, is where the gateway listens
+	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
+	MailListener net.Listener
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -86,6 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionLifetime > 0 {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
+	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
@@ -106,6 +129,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("email relay: %w", err)
 		}
 		s.Pages.Email = sender
+	}
+	if cfg.Mail != nil {
+		if err := s.newMailGateway(*cfg.Mail); err != nil {
+			return nil, err
+		}
 	}
 	// In-app notifications are delivered when a live stream writes them.
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
@@ -135,9 +163,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -150,12 +179,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready: s.ready,
+		Ready:          s.ready,
+		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
+		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
 		Web: web.Handler(web.Options{
 			SessionIdle: s.Auth.SessionIdle, FrameAncestors: cfg.FrameAncestors, SMART: cfg.SMART,
 			Auth: s.Auth, Keys: s.Keys, Log: cfg.Log.With("component", "web"), SessionCookie: httpapi.SessionCookie,
 			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"), PublicURL: cfg.PublicURL,
 		}),
+	}
+	if cfg.Limits != nil {
+		s.API.Limits = *cfg.Limits
+	}
+	if cfg.OIDCIssuer != "" {
+		s.API.OIDC = &httpapi.OIDCConfig{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+			RedirectURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/oidc/callback"}
 	}
 	return s, nil
 }
@@ -187,6 +226,13 @@ func (s *Server) Handler() http.Handler { return s.API.Handler() }
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	if err := s.River.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
+	}
+	if s.Mail != nil {
+		stopMail, err := s.serveMail(ctx, drain)
+		if err != nil {
+			return err
+		}
+		defer stopMail()
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
