@@ -242,7 +242,7 @@ func (c *client) smartCallback(w http.ResponseWriter, r *http.Request) {
 		c.launchFail(w, http.StatusForbidden, "no callroom user has your NPI; ask an administrator to add it", err)
 		return
 	}
-	sess, secret, err := c.o.Auth.OpenSession(r.Context(), u.ID, "smart", clientAddr(r), r.UserAgent())
+	sess, secret, err := c.o.Auth.OpenSession(r.Context(), u.ID, clientAddr(r), r.UserAgent())
 	if errors.Is(err, auth.ErrLoginFailed) {
 		c.launchFail(w, http.StatusForbidden, "your callroom account is deactivated", nil)
 		return

@@ -42,6 +42,7 @@ class APIError extends Error {
     super((problem && (problem.detail || problem.title)) || "request failed (" + status + ")");
     this.status = status;
     this.field = problem && problem.field;
+    this.problem = problem || {};
   }
 }
 
@@ -119,10 +120,10 @@ function fail(err) {
 
 // ---- sign in / out, idle logoff ---------------------------------------
 
-// The sign-in screen is a sequence of steps (forms). Today: password.
-// When the server answers that a second factor is needed
-// ({"next_step": "totp", ...}), the second form is shown and its code
-// posted to the step's endpoint.
+// The sign-in screen is a sequence of steps (forms): email and password,
+// then, for a user with an authenticator, a code. The API is stateless:
+// the second request repeats email and password with the code (kept only
+// in this variable until it is sent).
 let pendingSecondStep = null;
 
 async function signInPassword(ev) {
@@ -131,16 +132,16 @@ async function signInPassword(ev) {
   const password = $("#signin-pw").value;
   showSignInMessage("");
   try {
-    const out = await api("POST", "/auth/login", { email, password });
-    if (out && out.next_step) {
-      pendingSecondStep = out;
+    await signedIn(await api("POST", "/auth/login", { email, password }));
+  } catch (err) {
+    if (err.status === 401 && err.problem.mfa_required) {
+      pendingSecondStep = { email, password };
+      $("#signin-pw").value = "";
       $("#signin-password").hidden = true;
       $("#signin-second").hidden = false;
       $("#signin-code").focus();
       return;
     }
-    await signedIn(out);
-  } catch (err) {
     showSignInMessage(err.status === 401 ? "Email or password is wrong." : err.message);
   }
 }
@@ -148,14 +149,26 @@ async function signInPassword(ev) {
 async function signInSecondStep(ev) {
   ev.preventDefault();
   if (!pendingSecondStep) return;
+  const code = $("#signin-code").value.trim();
+  const body = { email: pendingSecondStep.email, password: pendingSecondStep.password };
+  if (/^\d{6}$/.test(code)) body.totp_code = code; else body.recovery_code = code;
   try {
-    const out = await api("POST", pendingSecondStep.next_step_path || "/auth/login/totp",
-      { challenge: pendingSecondStep.challenge, code: $("#signin-code").value.trim() });
+    const out = await api("POST", "/auth/login", body);
     pendingSecondStep = null;
     await signedIn(out);
   } catch (err) {
-    showSignInMessage(err.message);
+    $("#signin-code").value = "";
+    showSignInMessage(err.status === 401 ? "That code is not right (or has been used). Try the next code." : err.message);
   }
+}
+
+function restartSignIn() {
+  pendingSecondStep = null;
+  $("#signin-code").value = "";
+  $("#signin-second").hidden = true;
+  $("#signin-password").hidden = false;
+  showSignInMessage("");
+  $("#signin-email").focus();
 }
 
 function showSignInMessage(text) {
@@ -190,6 +203,12 @@ async function loadMe() {
   }
   const meta = document.querySelector("meta[name=callroom-idle-seconds]");
   state.idleSeconds = Number(sessionStorage.getItem("idle_timeout_seconds") || (meta && meta.content) || 0);
+  if (state.me.mfa_enrollment_required) {
+    resetIdle();
+    showScreen("mfa");
+    startEnrolment().catch(fail);
+    return;
+  }
   try {
     const d = await api("GET", "/users");
     for (const u of d.users) state.users.set(u.id, u);
@@ -215,7 +234,12 @@ function signedOut(message) {
   state.watchedPage = null;
   state.openThread = null;
   sessionStorage.removeItem("chart_patient");
-  for (const id of ["#admin-users", "#admin-services", "#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
+  pendingSecondStep = null;
+  $("#signin-second").hidden = true;
+  $("#signin-password").hidden = false;
+  $("#mfa-secret").textContent = "";
+  $("#mfa-qr").hidden = true;
+  for (const id of ["#mfa-recovery", "#admin-users", "#admin-services", "#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
     $(id).replaceChildren();
   }
   $("#page-live").hidden = true;
@@ -248,6 +272,36 @@ function resetIdle() {
 function describeSeconds(s) {
   if (s >= 120) return Math.round(s / 60) + " minutes";
   return s + " seconds";
+}
+
+// ---- second factor enrolment ---------------------------------------------
+
+async function startEnrolment() {
+  $("#mfa-done").hidden = true;
+  $("#mfa-form").hidden = false;
+  const en = await api("POST", "/me/mfa/totp");
+  $("#mfa-secret").textContent = en.secret;
+  const qr = $("#mfa-qr");
+  qr.src = "data:image/png;base64," + en.qr_code_png;
+  qr.hidden = false;
+  $("#mfa-code").focus();
+}
+
+async function confirmEnrolment(ev) {
+  ev.preventDefault();
+  const m = $("#mfa-error");
+  m.hidden = true;
+  try {
+    const out = await api("POST", "/me/mfa/totp/confirm", { code: $("#mfa-code").value.trim() });
+    $("#mfa-form").hidden = true;
+    $("#mfa-qr").hidden = true;
+    $("#mfa-secret").textContent = "";
+    $("#mfa-recovery").replaceChildren(...out.recovery_codes.map((c) => el("li", {}, el("code", {}, c))));
+    $("#mfa-done").hidden = false;
+  } catch (e) {
+    m.textContent = e.status === 422 || e.status === 401 ? "That code is not right; enter the code the app shows now." : e.message;
+    m.hidden = false;
+  }
 }
 
 // ---- event stream -------------------------------------------------------
@@ -1023,6 +1077,9 @@ function hideFeed() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#signin-password").addEventListener("submit", signInPassword);
   $("#signin-second").addEventListener("submit", signInSecondStep);
+  $("#signin-restart").addEventListener("click", restartSignIn);
+  $("#mfa-form").addEventListener("submit", confirmEnrolment);
+  $("#mfa-continue").addEventListener("click", () => { $("#mfa-recovery").replaceChildren(); loadMe(); });
   $("#signout").addEventListener("click", signOut);
   $("#page-form").addEventListener("submit", sendPage);
   $("#reply-form").addEventListener("submit", sendReply);
