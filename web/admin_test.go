@@ -36,6 +36,20 @@ func TestAdminUsersAndServices(t *testing.T) {
 	paula := &person{t: t, name: "Paula Physician", email: "paula.physician@example.org", ctx: newWindow(t, browser, 1024, 768)}
 	paula.signIn(in.URL)
 
+	// The admin signs Paula out of her session; her window returns to
+	// sign-in by itself (session.revoked on her event stream).
+	paulaRow := `[...document.querySelectorAll("#admin-users li")].find(li => li.textContent.includes("paula.physician"))`
+	admin.do("sessions", chromedp.Evaluate[chromedp.Void](paulaRow+`.querySelector("button.sessions").click()`))
+	admin.waitFor("session listed", paulaRow+`.querySelectorAll(".sessions-box li[data-session]").length === 1 && `+paulaRow+`.querySelector(".sessions-box li").textContent.startsWith("password · ")`)
+	admin.screenshot("admin-sessions")
+	admin.do("revoke", chromedp.Evaluate[chromedp.Void](paulaRow+`.querySelector(".sessions-box button.revoke").click()`))
+	admin.waitFor("none left", paulaRow+`.querySelector(".sessions-box li.empty")`)
+	paula.waitFor("signed out live", `!document.querySelector("#signin").hidden && document.querySelector("#top").hidden`)
+	if st := meStatus(paula); st != 401 {
+		t.Errorf("a revoked session answers %d, want 401", st)
+	}
+	paula.signIn(in.URL)
+
 	// Deactivated, Paula's next request signs her out.
 	admin.do("deactivate", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#admin-users li")].find(li => li.textContent.includes("paula.physician")).querySelector("button.toggle-active").click()`))
 	admin.waitFor("shown deactivated", `[...document.querySelectorAll("#admin-users li.inactive")].some(li => li.textContent.includes("paula.physician@example.org") && li.textContent.includes("deactivated"))`)

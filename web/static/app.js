@@ -77,6 +77,7 @@ const state = {
   idleSeconds: 0,
   watchedPage: null,   // the page the console is watching
   openDetails: new Map(), // inbox: page id -> the page, details shown
+  openSessions: new Map(), // admin: user id -> their sessions, shown
   tick: null,
 };
 
@@ -233,6 +234,8 @@ function signedOut(message) {
   clearInterval(state.tick);
   state.watchedPage = null;
   state.openThread = null;
+  state.openDetails.clear();
+  state.openSessions.clear();
   sessionStorage.removeItem("chart_patient");
   pendingSecondStep = null;
   $("#signin-second").hidden = true;
@@ -750,7 +753,47 @@ async function loadAdminUsers() {
     el("strong", {}, u.name), " ", el("span", { class: "meta" }, u.email + " · " + u.roles.join(", ") + (u.npi ? " · NPI " + u.npi : "") +
       (u.active ? "" : " · deactivated")), " ",
     u.id === state.me.user.id ? null : el("button", { type: "button", class: "toggle-active", on: { click: () => setActive(u, !u.active) } },
-      (u.active ? "Deactivate " : "Reactivate ") + u.name))));
+      (u.active ? "Deactivate " : "Reactivate ") + u.name),
+    el("button", { type: "button", class: "sessions", "aria-expanded": String(state.openSessions.has(u.id)),
+      on: { click: () => toggleSessions(u.id) } }, "Sessions of " + u.name),
+    sessionsBox(u))));
+}
+
+// Sessions and devices: an administrator sees where a user is signed in and
+// signs them out of one session or everywhere (a lost phone).
+function sessionsBox(u) {
+  const d = state.openSessions.get(u.id);
+  if (!d) return null;
+  const live = d.sessions.filter((x) => !x.revoked_at);
+  return el("div", { class: "sessions-box" },
+    el("ul", {}, ...(live.length ? live.map((x) => el("li", { "data-session": x.id },
+      x.method + " · " + x.client_addr + " · " + (x.user_agent || "").slice(0, 40) + " · last seen " + new Date(x.last_seen_at).toLocaleString(), " ",
+      el("button", { type: "button", class: "revoke", on: { click: () => revokeSession(u.id, x.id) } }, "Sign out this session")))
+      : [el("li", { class: "empty" }, "No open sessions.")])),
+    el("button", { type: "button", class: "revoke-all", on: { click: () => revokeAll(u.id) } }, "Sign " + u.name + " out everywhere"));
+}
+
+async function toggleSessions(id) {
+  adminError(null);
+  if (state.openSessions.has(id)) state.openSessions.delete(id);
+  else {
+    try { state.openSessions.set(id, await api("GET", "/users/" + id + "/sessions")); } catch (e) { adminError(e); }
+  }
+  await loadAdminUsers();
+}
+
+async function revokeSession(userID, sessionID) {
+  adminError(null);
+  try { await api("DELETE", "/users/" + userID + "/sessions/" + sessionID); } catch (e) { adminError(e); }
+  state.openSessions.delete(userID);
+  await toggleSessions(userID);
+}
+
+async function revokeAll(userID) {
+  adminError(null);
+  try { await api("POST", "/users/" + userID + "/revoke-credentials"); } catch (e) { adminError(e); }
+  state.openSessions.delete(userID);
+  await toggleSessions(userID);
 }
 
 async function setActive(u, active) {
