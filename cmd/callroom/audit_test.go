@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/internal/pgtest"
+)
+
+// TestAuditVerify runs 'callroom audit verify' on an intact trail, then on
+// one where a row was altered directly in PostgreSQL (triggers disabled, as
+// a superuser could), and expects a failure naming the row.
+func TestAuditVerify(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	for _, action := range []string{"thread.read", "message.list", "page.read"} {
+		if err := audit.Record(ctx, db.Pool, audit.Actor{ClientAddr: "192.0.2.1"}, audit.Entry{Action: action, PatientRef: "Patient/9"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.Seal(ctx, db.Pool); err != nil {
+		t.Fatal(err)
+	}
+	verify := func() (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"audit", "verify", "--database-url", db.URL}, nil, &out, &errb)
+		return out.String(), err
+	}
+	out, err := verify()
+	if err != nil || !strings.Contains(out, "intact: 3 rows verified") || !strings.Contains(out, "chain head: seq 3 sha256 ") {
+		t.Fatalf("intact trail: %v\n%s", err, out)
+	}
+	var id int64
+	err = pg.InTx(ctx, db.Pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT id FROM audit_events WHERE seq = 2`).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;
+			UPDATE audit_events SET patient_ref = 'Patient/10' WHERE seq = 2;
+			ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = verify()
+	want := "row " + itoa(id) + " (seq 2)"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(out, "BROKEN at "+want) {
+		t.Fatalf("altered trail: %v\n%s\nwant a failure naming %s", err, out, want)
+	}
+	var errb bytes.Buffer
+	if err := run(ctx, []string{"audit", "purge", "--database-url", db.URL, "--before", "2024-01-01"}, nil, &bytes.Buffer{}, &errb); err == nil ||
+		!strings.Contains(err.Error(), "6 years") {
+		t.Errorf("purging recent rows: %v, want refused", err)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
