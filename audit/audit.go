@@ -97,7 +97,11 @@ type Filter struct {
 	ObjectID   string
 	PatientRef string
 	From, To   time.Time
-	Limit      int
+	// ActionCode keeps events whose AuditEvent.action is this (C, R, U, D, E).
+	ActionCode string
+	// AfterID keeps events after this id (the next page).
+	AfterID int64
+	Limit   int
 }
 
 // List returns events matching f, oldest first.
@@ -121,8 +125,10 @@ func List(ctx context.Context, q pg.Querier, f Filter) ([]Event, error) {
 		  AND ($5 = '' OR patient_ref = $5)
 		  AND ($6::timestamptz IS NULL OR at >= $6)
 		  AND ($7::timestamptz IS NULL OR at < $7)
+		  AND ($9 = '' OR `+actionCodeSQL()+` = $9)
+		  AND id > $10
 		ORDER BY id LIMIT $8`,
-		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit)
+		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit, f.ActionCode, f.AfterID)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,7 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			s.auditRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}
