@@ -382,7 +382,7 @@ func decodeCursor(field, c string) (int64, error) {
 }
 
 // Messages returns a page of the thread's messages the caller can see,
-// newest first (members only; audited). Returning them counts as delivering
+// newest first (members, or emergency access to the patient; audited). Returning them counts as delivering
 // them to the caller.
 func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.UUID, mq MessageQuery) (MessagePage, error) {
 	var out MessagePage
@@ -402,11 +402,12 @@ func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.
 		if err != nil {
 			return err
 		}
-		if _, err := requireMember(ctx, tx, t, who.User.ID, "message.list"); err != nil {
+		emergency, err := requireReader(ctx, tx, t, who, "message.list")
+		if err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, messageSelect+` WHERE m.thread_id = $1 AND m.seq < $2 AND `+visibleSQL("$3")+`
-			ORDER BY m.seq DESC LIMIT $4`, t.ID, before, who.User.ID, limit+1)
+		rows, _ := tx.Query(ctx, messageSelect+` WHERE m.thread_id = $1 AND m.seq < $2 AND ($5 OR `+visibleSQL("$3")+`)
+			ORDER BY m.seq DESC LIMIT $4`, t.ID, before, who.User.ID, limit+1, emergency)
 		page, err := pgx.CollectRows(rows, pgx.RowToStructByName[messageRow])
 		if err != nil {
 			return err
@@ -418,8 +419,10 @@ func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.
 		if out.Messages, err = s.views(ctx, tx, t, page); err != nil {
 			return err
 		}
-		if err := markDelivered(ctx, tx, who.User.ID, page); err != nil {
-			return err
+		if !emergency {
+			if err := markDelivered(ctx, tx, who.User.ID, page); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "message.list", ObjectType: "thread", ObjectID: t.ID.String(),
 			PatientRef: t.patientRef(), Details: map[string]any{"count": len(page)}})

@@ -73,15 +73,22 @@ CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
     FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_head_refuse_delete();
 
 -- Emergency access ("break the glass"): a user outside a patient's care team
--- reads that patient's threads until expires_at. The stated reason is in
--- the audit event that granted it (audit_events.details.reason).
+-- reads that patient's threads until expires_at, having stated a reason.
+-- Every grant waits for an auditor's review (reviewed_at). The reason is also
+-- in the audit event that granted it (audit_events.details.reason), which,
+-- unlike this row, can never change.
 CREATE TABLE emergency_access (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id     uuid NOT NULL REFERENCES users (id),
     patient_ref text NOT NULL CHECK (length(patient_ref) <= 400),
-    thread_id   uuid REFERENCES threads (id),
+    reason      text NOT NULL CHECK (length(reason) BETWEEN 10 AND 500),
     granted_at  timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz NOT NULL,
-    CHECK (expires_at > granted_at)
+    reviewed_at timestamptz,
+    reviewed_by uuid REFERENCES users (id),
+    review_note text CHECK (length(review_note) <= 500),
+    CHECK (expires_at > granted_at),
+    CHECK ((reviewed_at IS NULL) = (reviewed_by IS NULL))
 );
 CREATE INDEX emergency_access_lookup_idx ON emergency_access (user_id, patient_ref, expires_at);
+CREATE INDEX emergency_access_unreviewed_idx ON emergency_access (granted_at) WHERE reviewed_at IS NULL;
