@@ -63,6 +63,14 @@ const emergencyColumns = `id, user_id, patient_ref, reason, granted_at, expires_
 // BreakGlass grants who emergency read access to the patient's threads.
 func (s *Store) BreakGlass(ctx context.Context, who auth.Principal, in NewEmergencyAccess) (EmergencyAccess, error) {
 	var out EmergencyAccess
+	if !isClinician(who.User) {
+		// Refused before validation: the refusal does not depend on the input.
+		d := &denial{action: "emergency_access.grant", objectType: "patient", reason: "only nurses and physicians may claim emergency access"}
+		if checkPatientRef("patient_ref", in.PatientRef) == nil {
+			d.patientRef = in.PatientRef
+		}
+		return out, s.refuse(ctx, who.Actor(), d)
+	}
 	if err := checkPatientRef("patient_ref", in.PatientRef); err != nil {
 		return out, err
 	}
@@ -75,10 +83,6 @@ func (s *Store) BreakGlass(ctx context.Context, who auth.Principal, in NewEmerge
 	}
 	if in.Minutes < 1 || in.Minutes > MaxEmergencyMinutes {
 		return out, callroom.Invalid("minutes", "must be between 1 and %d", MaxEmergencyMinutes)
-	}
-	if !isClinician(who.User) {
-		return out, s.refuse(ctx, who.Actor(), &denial{action: "emergency_access.grant", objectType: "patient",
-			patientRef: in.PatientRef, reason: "only nurses and physicians may claim emergency access"})
 	}
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `INSERT INTO emergency_access (user_id, patient_ref, reason, expires_at)
@@ -116,12 +120,12 @@ func (s *Store) EmergencyAccesses(ctx context.Context, who auth.Principal, f Eme
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
-	if f.Limit < 1 || f.Limit > 500 {
-		return nil, callroom.Invalid("limit", "must be between 1 and 500")
-	}
 	if !mayReadVersions(who) {
 		return nil, s.refuse(ctx, who.Actor(), &denial{action: "emergency_access.list", objectType: "emergency_access",
 			reason: "only auditors and administrators review emergency access"})
+	}
+	if f.Limit < 1 || f.Limit > 500 {
+		return nil, callroom.Invalid("limit", "must be between 1 and 500")
 	}
 	var out []EmergencyAccess
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -141,13 +145,13 @@ func (s *Store) EmergencyAccesses(ctx context.Context, who auth.Principal, f Eme
 // (auditors and administrators; once).
 func (s *Store) ReviewEmergencyAccess(ctx context.Context, who auth.Principal, id uuid.UUID, note string) (EmergencyAccess, error) {
 	var out EmergencyAccess
-	note = strings.TrimSpace(note)
-	if utf8.RuneCountInString(note) > 500 {
-		return out, callroom.Invalid("note", "must be at most 500 characters")
-	}
 	if !mayReadVersions(who) {
 		return out, s.refuse(ctx, who.Actor(), &denial{action: "emergency_access.review", objectType: "emergency_access",
 			objectID: id.String(), reason: "only auditors and administrators review emergency access"})
+	}
+	note = strings.TrimSpace(note)
+	if utf8.RuneCountInString(note) > 500 {
+		return out, callroom.Invalid("note", "must be at most 500 characters")
 	}
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT `+emergencyColumns+` FROM emergency_access WHERE id = $1 FOR UPDATE`, id)
