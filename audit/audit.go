@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,4 +134,31 @@ func List(ctx context.Context, q pg.Querier, f Filter) ([]Event, error) {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByName[Event])
+}
+
+// RecordPatients records e once per distinct patient in refs (sorted, with
+// how many of the listed objects concern them in details.count), so that a
+// patient's access report shows every listing that showed them. Use it
+// after the listing's own event, for answers that carry patient references.
+func RecordPatients(ctx context.Context, q pg.Querier, a Actor, e Entry, refs []string) error {
+	counts := map[string]int{}
+	for _, r := range refs {
+		if r != "" {
+			counts[r]++
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for r := range counts {
+		keys = append(keys, r)
+	}
+	slices.Sort(keys)
+	for _, r := range keys {
+		pe := e
+		pe.PatientRef = r
+		pe.Details = map[string]any{"count": counts[r]}
+		if err := Record(ctx, q, a, pe); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -135,8 +135,15 @@ func (s *Store) EmergencyAccesses(ctx context.Context, who auth.Principal, f Eme
 		if out, err = pgx.CollectRows(rows, pgx.RowToStructByName[EmergencyAccess]); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "emergency_access.list", ObjectType: "emergency_access",
-			Details: map[string]any{"count": len(out)}})
+		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "emergency_access.list", ObjectType: "emergency_access",
+			Details: map[string]any{"count": len(out)}}); err != nil {
+			return err
+		}
+		refs := make([]string, len(out))
+		for i, g := range out {
+			refs[i] = g.PatientRef
+		}
+		return audit.RecordPatients(ctx, tx, who.Actor(), audit.Entry{Action: "emergency_access.list", ObjectType: "emergency_access"}, refs)
 	})
 	return out, err
 }
