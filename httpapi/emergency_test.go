@@ -29,7 +29,13 @@ func TestBreakTheGlass(t *testing.T) {
 	th := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "name": "Bed 4",
 		"patient_ref": "Patient/p-glass", "member_ids": []string{ben.User.ID.String()}})
 	id := th["id"].(string)
-	ana.Must(201, "POST", "/api/v1/threads/"+id+"/messages", map[string]any{"text": "potassium 6.1, repeat stat"})
+	resp, b := inboxRaw(t, ana, "POST", "/api/v1/threads/"+id+"/attachments?filename=ecg.png", "image/png", append([]byte("\x89PNG\r\n\x1a\n"), "peaked T waves"...))
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
+	var att map[string]any
+	json.Unmarshal(b, &att) //nolint:errcheck
+	msg := ana.Must(201, "POST", "/api/v1/threads/"+id+"/messages", map[string]any{"text": "potassium 6.1, repeat stat", "attachment_ids": []any{att["id"]}})
 	other := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "name": "Bed 5",
 		"patient_ref": "Patient/p-other", "member_ids": []string{ben.User.ID.String()}})
 
@@ -76,6 +82,15 @@ func TestBreakTheGlass(t *testing.T) {
 	if got := inboxList(t, dan.Must(200, "GET", "/api/v1/patients/"+url.PathEscape("Patient/p-glass")+"/threads", nil), "threads"); len(got) != 1 {
 		t.Errorf("chart view under emergency access: %d threads, want 1", len(got))
 	}
+	if m := dan.Must(200, "GET", "/api/v1/threads/"+id+"/messages/"+msg["id"].(string), nil); m["text"] != "potassium 6.1, repeat stat" {
+		t.Errorf("one message under emergency access: %v", m)
+	}
+	if got := inboxList(t, dan.Must(200, "GET", "/api/v1/threads/"+id+"/attachments", nil), "attachments"); len(got) != 1 {
+		t.Errorf("attachments under emergency access: %v", got)
+	}
+	if resp, b := inboxRaw(t, dan, "GET", "/api/v1/threads/"+id+"/attachments/"+att["id"].(string), "", nil); resp.StatusCode != 200 || !strings.Contains(string(b), "peaked T waves") {
+		t.Errorf("download under emergency access: %d", resp.StatusCode)
+	}
 	// Only that patient, and only reading.
 	if r := dan.Do("GET", "/api/v1/threads/"+other["id"].(string), nil); r.Status != 403 {
 		t.Errorf("another patient's thread: %d, want 403", r.Status)
@@ -102,8 +117,8 @@ func TestBreakTheGlass(t *testing.T) {
 		t.Errorf("grant events %v", evs)
 	}
 	q = url.Values{"agent": {dan.User.ID.String()}, "subtype": {"emergency_access.use"}}
-	if evs := auditEntries(t, aud.Must(200, "GET", "/api/v1/audit?"+q.Encode(), nil)); len(evs) != 3 {
-		t.Errorf("%d emergency_access.use events, want 3 (thread, messages, chart view)", len(evs))
+	if evs := auditEntries(t, aud.Must(200, "GET", "/api/v1/audit?"+q.Encode(), nil)); len(evs) != 6 {
+		t.Errorf("%d emergency_access.use events, want 6 (thread, messages, chart view, message, attachments, download)", len(evs))
 	}
 
 	// The review queue: auditors and administrators, not the user, once.
