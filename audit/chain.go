@@ -280,3 +280,30 @@ func SealPeriodic() *river.PeriodicJob {
 		func() (river.JobArgs, *river.InsertOpts) { return SealArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 }
+
+// CheckAnchor compares the chain with a head recorded earlier elsewhere (the
+// seq and hash 'callroom audit verify' printed). Verify alone cannot tell a
+// chain rebuilt wholesale by someone with the owner's credentials from the
+// original; a recorded hash can: the row at seq must still carry it. Run it
+// after Verify succeeds.
+func CheckAnchor(ctx context.Context, q pg.Querier, seq int64, hash []byte) error {
+	var got []byte
+	err := q.QueryRow(ctx, `SELECT hash FROM audit_events WHERE seq = $1`, seq).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var first int64
+		if err := q.QueryRow(ctx, `SELECT coalesce(min(seq), 0) FROM audit_events WHERE seq IS NOT NULL`).Scan(&first); err != nil {
+			return err
+		}
+		if first > seq {
+			return fmt.Errorf("anchor seq %d was purged (the chain now starts at %d): record a newer anchor", seq, first)
+		}
+		return fmt.Errorf("%w: anchor seq %d is not in the chain (removed, or the chain was rebuilt shorter)", ErrChainBroken, seq)
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, hash) {
+		return fmt.Errorf("%w: the row at anchor seq %d no longer has the recorded hash (the chain was rebuilt)", ErrChainBroken, seq)
+	}
+	return nil
+}

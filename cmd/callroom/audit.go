@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/callroom/callroom/audit"
@@ -12,12 +15,13 @@ import (
 )
 
 const auditUsage = `Usage:
-  callroom audit verify [--database-url URL]
+  callroom audit verify [--anchor SEQ:SHA256] [--database-url URL]
   callroom audit purge --before YYYY-MM-DD [--database-url URL]
 
 verify walks the audit trail's hash chain, recomputing every hash, and names
        the first row altered or removed (exit status 1). It prints the chain
-       head's hash: keep it elsewhere, to detect a chain rebuilt wholesale.
+       head's hash: keep it elsewhere, and pass it back with --anchor to
+       detect a chain rebuilt wholesale.
 purge  deletes audit rows recorded before the date, which must be at least
        six years ago; run it as the database owner.
 `
@@ -43,11 +47,23 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfg, check := newFlags("audit verify", stderr, false)
+	anchor := fs.String("anchor", "", "SEQ:SHA256 of a chain head recorded earlier (as printed by a previous verify); fails if the chain no longer contains it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := check(); err != nil {
 		return err
+	}
+	var anchorSeq int64
+	var anchorHash []byte
+	if *anchor != "" {
+		seqText, hashText, ok := strings.Cut(*anchor, ":")
+		seq, err := strconv.ParseInt(seqText, 10, 64)
+		h, herr := hex.DecodeString(hashText)
+		if !ok || err != nil || seq < 1 || herr != nil || len(h) != 32 {
+			return errors.New("audit verify: --anchor must be SEQ:SHA256 (hex), as printed by verify")
+		}
+		anchorSeq, anchorHash = seq, h
 	}
 	pool, err := pg.Open(ctx, cfg.databaseURL, pg.Options{MaxConns: 2})
 	if err != nil {
@@ -64,7 +80,17 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	fmt.Fprintf(stdout, "audit trail intact: %d rows verified (seq %d..%d)\n", rep.Verified, rep.FirstSeq, rep.HeadSeq)
+	if anchorHash != nil {
+		if err := audit.CheckAnchor(ctx, pool, anchorSeq, anchorHash); err != nil {
+			fmt.Fprintf(stdout, "audit trail BROKEN: %v\n", err)
+			return err
+		}
+		fmt.Fprintf(stdout, "anchor seq %d found with its recorded hash\n", anchorSeq)
+	}
 	fmt.Fprintf(stdout, "chain head: seq %d sha256 %s\n", rep.HeadSeq, rep.HeadHash)
+	if rep.HeadSeq > 0 {
+		fmt.Fprintf(stdout, "record it elsewhere; check later with --anchor %d:%s\n", rep.HeadSeq, rep.HeadHash)
+	}
 	if rep.Unsealed > 0 {
 		fmt.Fprintf(stdout, "%d newer rows not yet sealed (sealed every %s by a running callroom)\n", rep.Unsealed, audit.SealInterval)
 	}
