@@ -178,6 +178,9 @@ func TestSealingOnlyFillsTheChain(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `DELETE FROM audit_chain_head`); err == nil {
 		t.Error("deleting the chain head succeeded")
 	}
+	if _, err := db.Pool.Exec(ctx, `TRUNCATE audit_events`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("TRUNCATE: %v, want refused as append-only", err)
+	}
 	if _, err := audit.Verify(ctx, db.Pool); err != nil {
 		t.Error(err)
 	}
