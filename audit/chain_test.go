@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -327,4 +328,33 @@ func TestVerifyWhileSealing(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestVerifyFromAnAnchor: the quick run from a recorded head checks the
+// rows after it, and catches an alteration there.
+func TestVerifyFromAnAnchor(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	record(t, db, 5, "thread.read")
+	seal(t, db)
+	head, err := audit.Verify(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := hex.DecodeString(head.HeadHash)
+	record(t, db, 3, "message.list")
+	seal(t, db)
+	rep, err := audit.VerifyFrom(ctx, db.Pool, head.HeadSeq, hash)
+	if err != nil || rep.Verified != 3 || rep.FirstSeq != 6 || rep.HeadSeq != 8 {
+		t.Fatalf("from the anchor: %+v %v, want seq 6..8", rep, err)
+	}
+	tamper(t, db, `UPDATE audit_events SET action = 'forged' WHERE seq = 7`)
+	rep, err = audit.VerifyFrom(ctx, db.Pool, head.HeadSeq, hash)
+	if !errors.Is(err, audit.ErrChainBroken) || rep.Break == nil || rep.Break.Seq != 7 {
+		t.Errorf("altered after the anchor: %+v %v, want seq 7 named", rep, err)
+	}
+	if _, err := audit.VerifyFrom(ctx, db.Pool, head.HeadSeq, make([]byte, 32)); !errors.Is(err, audit.ErrChainBroken) {
+		t.Errorf("a wrong anchor hash: %v, want broken", err)
+	}
 }

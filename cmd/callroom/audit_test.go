@@ -97,6 +97,18 @@ func TestAuditVerifyAnchor(t *testing.T) {
 	if _, err := verify("--anchor", "4:nothex"); err == nil {
 		t.Error("a malformed anchor was accepted")
 	}
+	// A day later: two more rows; the quick run checks only those.
+	for range 2 {
+		if err := audit.Record(ctx, db.Pool, audit.System, audit.Entry{Action: "page.read"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.Seal(ctx, db.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := verify("--anchor", anchor, "--since-anchor"); err != nil || !strings.Contains(out, "intact: 2 rows verified (seq 5..6)") {
+		t.Fatalf("since the anchor: %v\n%s", err, out)
+	}
 	err = pg.InTx(ctx, db.Pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;
 			UPDATE audit_events SET patient_ref = 'Patient/10' WHERE seq = 2;
@@ -116,5 +128,8 @@ func TestAuditVerifyAnchor(t *testing.T) {
 	}
 	if out, err := verify("--anchor", anchor); err == nil || !strings.Contains(out, "BROKEN") || !strings.Contains(err.Error(), "rebuilt") {
 		t.Errorf("rebuilt chain with the old anchor: %v\n%s", err, out)
+	}
+	if out, err := verify("--anchor", anchor, "--since-anchor"); err == nil || !strings.Contains(out, "BROKEN") || !strings.Contains(err.Error(), "rebuilt") {
+		t.Errorf("rebuilt chain, quick run from the old anchor: %v\n%s", err, out)
 	}
 }
