@@ -90,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 			s.contactRoutes(r)
 			s.threadRoutes(r)
 			s.securityRoutes(r)
+			s.auditRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}

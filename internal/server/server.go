@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
@@ -160,9 +161,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
 	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &audit.SealWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
+		Periodic: []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
+			ratelimit.SweepPeriodic(), audit.SealPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
