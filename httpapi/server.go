@@ -17,6 +17,7 @@ import (
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
 )
@@ -34,6 +35,10 @@ type Server struct {
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
+	// Metrics records requests and streams; nil records nothing. Unless
+	// MetricsElsewhere, /metrics serves it on this handler.
+	Metrics          *metrics.Metrics
+	MetricsElsewhere bool
 	// PublicURL is where users reach callroom, e.g. https://callroom.example.org.
 	PublicURL string
 	// SecureCookies marks the session cookie Secure (set when PublicURL is https).
@@ -56,6 +61,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
+	if s.Metrics != nil && !s.MetricsElsewhere {
+		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
+	}
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Post("/auth/login", s.login)
