@@ -77,6 +77,7 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			s.reportRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}
