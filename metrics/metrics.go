@@ -83,6 +83,14 @@ func (m *Metrics) HTTPRequest(route, method string, status int, took time.Durati
 	if m == nil {
 		return
 	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other" // a client may send any token: keep the label bounded
+	}
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing; net/http answers 200
+	}
 	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	if !stream {
 		m.httpDuration.WithLabelValues(route, method).Observe(took.Seconds())

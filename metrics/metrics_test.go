@@ -96,7 +96,16 @@ func TestMetricsScrape(t *testing.T) {
 				t.Fatalf("missing page: %d", r.Status)
 			}
 
+			// A made-up method must not become a label value.
+			odd, _ := http.NewRequest("XYZZY", in.URL+"/api/v1/pages", nil)
+			if resp, err := http.DefaultClient.Do(odd); err == nil {
+				resp.Body.Close()
+			}
+
 			text := scrape(t, in.MetricsURL)
+			if strings.Contains(text, "XYZZY") {
+				t.Error("a client's method became a label value")
+			}
 			checks := []struct {
 				name   string
 				labels []string
@@ -104,6 +113,7 @@ func TestMetricsScrape(t *testing.T) {
 				{"callroom_http_requests_total", []string{`route="/api/v1/pages/{id}"`, `method="GET"`, `status="404"`}},
 				{"callroom_http_requests_total", []string{`route="/api/v1/pages"`, `method="POST"`, `status="201"`}},
 				{"callroom_http_request_duration_seconds_count", []string{`route="/api/v1/pages"`, `method="POST"`}},
+				{"callroom_http_requests_total", []string{`method="other"`}},
 				{"callroom_pages_created_total", []string{`service="Cardiology"`, `priority="stat"`}},
 				{"callroom_page_time_to_acknowledge_seconds_count", []string{`priority="stat"`}},
 				{"callroom_escalation_lateness_seconds_count", nil},
