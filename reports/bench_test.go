@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/reports"
@@ -57,6 +59,24 @@ func BenchmarkResponseTimesReport(b *testing.B) {
 		}
 		if _, err := db.Pool.Exec(ctx, q, args...); err != nil {
 			b.Fatalf("%s: %v", q[:40], err)
+		}
+	}
+	if os.Getenv("CALLROOM_REPORT_EXPLAIN") != "" {
+		conn, err := db.Pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Release()
+		if _, err := conn.Exec(ctx, "SET jit = off; SET work_mem = '64MB'"); err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range reports.Queries {
+			rows, _ := conn.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+q, start, end, nil)
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Log(strings.Join(lines, "\n"))
 		}
 	}
 	var someService uuid.UUID
