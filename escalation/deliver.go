@@ -205,6 +205,9 @@ func (s *Store) send(ctx context.Context, d delivery) (notify.Outcome, error) {
 		if s.Email == nil {
 			return fail("email is not configured (set CALLROOM_SMTP_RELAY)")
 		}
+		if s.ReplyAddress != nil {
+			n.ReplyTo = s.ReplyAddress(d.ID)
+		}
 		return s.Email.Send(ctx, *d.Address, n)
 	case "webhook":
 		secret, err := notify.WebhookSecret(ctx, s.db, *d.MethodID)

@@ -26,6 +26,10 @@ type Store struct {
 	// Email sends email notifications; nil means email is not configured and
 	// email notifications fail with that reason (escalation goes on).
 	Email *notify.EmailSender
+	// ReplyAddress, when set, gives each notification email a Reply-To the
+	// mail gateway recognises, so the clinician can acknowledge by replying
+	// ACK (mailgateway.ReplyAddress; set when the gateway is configured).
+	ReplyAddress func(notificationID uuid.UUID) string
 	// WebhookTimeout bounds each webhook attempt.
 	WebhookTimeout time.Duration
 	// DeliverAttempts and DeliverBackoff override deliverAttempts and

@@ -115,7 +115,7 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
 // that already has the same dedup key.
 func (s *Server) createPage(w http.ResponseWriter, r *http.Request) {
 	var in escalation.NewPage
-	if !decode(w, r, &in) || !s.allow(w, r, auth.SendPages) {
+	if !decode(w, r, &in) || !s.allow(w, r, auth.SendPages) || !s.limit(w, r, pageBucket(principal(r)), s.Limits.PagesPerCaller) {
 		return
 	}
 	p, created, err := s.Pages.Create(r.Context(), principal(r).Actor(), in)

@@ -5,6 +5,11 @@ set -euo pipefail
 
 need=()
 /usr/bin/python3 -c 'import icalendar' 2>/dev/null || need+=(python3-icalendar)
+# swaks drives the email gateway as a real SMTP client; the two Perl modules
+# give it STARTTLS.
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
+/usr/bin/perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
+/usr/bin/perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

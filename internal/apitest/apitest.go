@@ -22,6 +22,8 @@ import (
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // TestMasterKey is the master key of test instances (id "test").
@@ -37,7 +39,9 @@ type Instance struct {
 	// separate listener's when Options.SeparateMetrics.
 	MetricsURL string
 	Logs       *bytes.Buffer // everything the instance logged, for PHI checks
-	logMu      *sync.Mutex
+	// MailAddr is where the SMTP gateway listens when Options.Mail is set.
+	MailAddr string
+	logMu    *sync.Mutex
 }
 
 // Options adjust an instance.
@@ -47,6 +51,9 @@ type Options struct {
 	// SMTPRelay is the host:port of an SMTP relay for email notifications
 	// (server.Config.SMTPRelay); empty leaves email unconfigured.
 	SMTPRelay string
+	// Mail, when set, runs the inbound SMTP gateway on 127.0.0.1:0
+	// (Instance.MailAddr); its PublicURL defaults to the instance's.
+	Mail *mailgateway.Config
 	// Setup, when set, adjusts the built server before it starts serving
 	// (e.g. escalation.Store's delivery retry knobs).
 	Setup func(*server.Server)
@@ -102,11 +109,24 @@ func Start(t testing.TB, opt ...Options) *Instance {
 	if o.SMTPRelay != "" {
 		cfg.SMTPRelay, cfg.SMTPFrom = o.SMTPRelay, "callroom@callroom.test"
 	}
+	cfg.Mail = o.Mail
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	var mailAddr string
+	if o.Mail != nil {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		srv.MailListener, mailAddr = mln, mln.Addr().String()
+	}
+	// Paging tests and benchmarks send far more pages per token than any
+	// ward; the page limit is tested on its own (httpapi TestRateLimits).
+	srv.API.Limits.PagesPerCaller = ratelimit.Rule{}
 	if o.Setup != nil {
 		o.Setup(srv)
 	}
@@ -118,7 +138,7 @@ func Start(t testing.TB, opt ...Options) *Instance {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Instance{T: t, DB: db, Server: srv, URL: url, MetricsURL: metricsURL, Logs: logs, logMu: mu}
+	return &Instance{T: t, DB: db, Server: srv, URL: url, MetricsURL: metricsURL, Logs: logs, logMu: mu, MailAddr: mailAddr}
 }
 
 // LogText returns what the instance has logged so far.

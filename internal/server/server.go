@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,10 +26,12 @@ import (
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
 	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -46,6 +49,21 @@ type Config struct {
 	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
+	// reply) on Mail.Addr; nil leaves it off.
+	Mail *mailgateway.Config
+	// TLS says callroom terminates TLS itself (HSTS is sent then, and when
+	// PublicURL is https). FrameAncestors is the CSP frame-ancestors list.
+	TLS            bool
+	FrameAncestors string
+	// Single sign-on; empty OIDCIssuer disables it. PasswordLoginOff leaves
+	// single sign-on as the only way in.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret string
+	PasswordLoginOff                           bool
+	// Limits overrides httpapi.DefaultLimits.
+	Limits *httpapi.Limits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is one callroom instance.
@@ -60,7 +78,12 @@ type Server struct {
 	Inbox    *inbox.Store
 	River    *worker.Client
 	API      *httpapi.Server
-	Metrics  *metrics.Metrics
+	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
+	Mail *mailgateway.Server
+	// MailListener, when set before Serve, is where the gateway listens
+	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
+	MailListener net.Listener
+	Metrics      *metrics.Metrics
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -86,6 +109,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionLifetime > 0 {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
+	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
@@ -107,6 +131,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("email relay: %w", err)
 		}
 		s.Pages.Email = sender
+	}
+	if cfg.Mail != nil {
+		if err := s.newMailGateway(*cfg.Mail); err != nil {
+			return nil, err
+		}
 	}
 	// In-app notifications are delivered when a live stream writes them.
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
@@ -136,9 +165,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
+		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -152,6 +182,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
+		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
+		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+	}
+	if cfg.Limits != nil {
+		s.API.Limits = *cfg.Limits
+	}
+	if cfg.OIDCIssuer != "" {
+		s.API.OIDC = &httpapi.OIDCConfig{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+			RedirectURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/oidc/callback"}
 	}
 	return s, nil
 }
@@ -183,6 +223,13 @@ func (s *Server) Handler() http.Handler { return s.API.Handler() }
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	if err := s.River.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
+	}
+	if s.Mail != nil {
+		stopMail, err := s.serveMail(ctx, drain)
+		if err != nil {
+			return err
+		}
+		defer stopMail()
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
