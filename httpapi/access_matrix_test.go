@@ -64,6 +64,7 @@ var accessMatrix = map[string]string{
 	// Audit controls: the trail and the emergency-access review queue are
 	// for auditors and administrators; breaking the glass is for clinicians.
 	"GET /api/v1/audit":                         "nnnyy",
+	"GET /api/v1/reports/response-times":        "nnnyy", // names staff and their response times
 	"POST /api/v1/emergency-access":             "yynnn",
 	"GET /api/v1/emergency-access":              "nnnyy",
 	"POST /api/v1/emergency-access/{id}/review": "nnnyy",

@@ -42,6 +42,7 @@ var phiFreeReads = map[string]string{
 	"GET /api/v1/users/{id}/mfa":                "a user's second-factor status",
 	"GET /api/v1/users/{id}/sessions":           "a user's sessions and tokens (address, agent)",
 	"GET /api/v1/security/settings":             "MFA and lockout settings",
+	"GET /api/v1/reports/response-times":        "counts and response times per service and person; no patient, no page text",
 }
 
 // TestEveryPHIReadIsAudited (HIPAA 164.312(b)): every read that answers

@@ -28,6 +28,7 @@ import (
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
@@ -45,6 +46,8 @@ type Config struct {
 	EscalationPoll  time.Duration
 	// MasterKeys wrap the data keys that encrypt PHI at rest.
 	MasterKeys *keys.MasterKeys
+	// MetricsListener, when set, serves /metrics there instead of on the API's address.
+	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
 	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
@@ -81,6 +84,7 @@ type Server struct {
 	// MailListener, when set before Serve, is where the gateway listens
 	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
 	MailListener net.Listener
+	Metrics      *metrics.Metrics
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -89,7 +93,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := checkSchema(ctx, cfg.Pool); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, Metrics: metrics.New()}
+	s.Metrics.WatchQueues(cfg.Pool)
 	if cfg.MasterKeys == nil {
 		return nil, errors.New("no master key: set CALLROOM_MASTER_KEY_FILE or CALLROOM_MASTER_KEY")
 	}
@@ -119,6 +124,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Priority: p.Priority, Summary: p.Summary, SenderID: p.SenderID, RecipientIDs: p.RecipientIDs})
 	}
 	s.Pages.ThreadMember = inbox.PageThreadMember
+	s.Pages.Observe = s.Metrics
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
@@ -178,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready:          s.ready,
+		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
 		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
 		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
@@ -237,6 +243,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		}
 	}()
 	defer func() { stopHub(); <-hubDone }()
+	failed, stopFailed := s.River.Subscribe(river.EventKindJobFailed)
+	defer stopFailed()
+	go func() {
+		for e := range failed {
+			s.Metrics.JobFailed(e.Job.Kind)
+		}
+	}()
+	if s.cfg.MetricsListener != nil {
+		msrv := &http.Server{Handler: s.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(s.cfg.MetricsListener) //nolint:errcheck // ends with Close below
+		defer msrv.Close()
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
