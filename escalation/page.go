@@ -275,6 +275,13 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 	if err != nil {
 		return p, false, err
 	}
+	if created {
+		service := ""
+		if p.ServiceName != nil {
+			service = *p.ServiceName
+		}
+		s.observe().PageCreated(service, string(p.Priority))
+	}
 	return p, created, s.openText(ctx, &p)
 }
 

@@ -46,6 +46,8 @@ type Store struct {
 	// ThreadMember, when set, reports whether user is a member of the thread
 	// a page was filed in: they may acknowledge it from the thread.
 	ThreadMember func(ctx context.Context, q pg.Querier, pageID, userID uuid.UUID) (bool, error)
+	// Observe, when set, hears about pages, steps and notifications (metrics).
+	Observe Observer
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }

@@ -196,8 +196,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.Log.Info("http", "method", r.Method, "route", routePattern(r), "status", sw.status,
-			"bytes", sw.bytes, "ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+		took, route := time.Since(start), routePattern(r)
+		s.Log.Info("http", "method", r.Method, "route", route, "status", sw.status,
+			"bytes", sw.bytes, "ms", float64(took.Microseconds())/1000, "request_id", id)
+		s.Metrics.HTTPRequest(route, r.Method, sw.status, took, sw.Header().Get("Content-Type") == "text/event-stream")
 	})
 }
 

@@ -189,6 +189,17 @@ func (s *Server) listPages(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// Each patient the list shows is named in the trail.
+	refs := make([]string, 0, len(out))
+	for _, p := range out {
+		if p.PatientRef != nil {
+			refs = append(refs, *p.PatientRef)
+		}
+	}
+	if err := audit.RecordPatients(r.Context(), s.DB, principal(r).Actor(), audit.Entry{Action: "page.list", ObjectType: "page"}, refs); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"pages": out})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
 	"github.com/callroom/callroom/ratelimit"
@@ -37,6 +38,10 @@ type Server struct {
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
+	// Metrics records requests and streams; nil records nothing. Unless
+	// MetricsElsewhere, /metrics serves it on this handler.
+	Metrics          *metrics.Metrics
+	MetricsElsewhere bool
 	// PublicURL is where users reach callroom, e.g. https://callroom.example.org.
 	PublicURL string
 	// SecureCookies marks the session cookie Secure (set when PublicURL is https).
@@ -84,6 +89,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
+	if s.Metrics != nil && !s.MetricsElsewhere {
+		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
+	}
 	r.Get("/auth/oidc/login", s.oidcLogin)
 	r.Get("/auth/oidc/callback", s.oidcCallback)
 
@@ -99,7 +107,9 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			s.reportRoutes(r)
 			s.securityRoutes(r)
+			s.auditRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}

@@ -19,6 +19,7 @@ type config struct {
 	databaseURL     string
 	dbMaxConns      int
 	httpAddr        string
+	metricsAddr     string
 	publicURL       string
 	logLevel        slog.Level
 	logFormat       string
@@ -83,6 +84,7 @@ func newFlags(name string, stderr io.Writer, withServer bool) (*flag.FlagSet, *c
 	fs.StringVar(&cfg.logFormat, "log-format", env("CALLROOM_LOG_FORMAT", "json"), "json or text (env CALLROOM_LOG_FORMAT)")
 	if withServer {
 		fs.StringVar(&cfg.httpAddr, "http-addr", env("CALLROOM_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env CALLROOM_HTTP_ADDR)")
+		fs.StringVar(&cfg.metricsAddr, "metrics-addr", env("CALLROOM_METRICS_ADDR", ""), "serve /metrics on this address instead of the HTTP address (env CALLROOM_METRICS_ADDR)")
 		fs.StringVar(&cfg.publicURL, "public-url", env("CALLROOM_PUBLIC_URL", ""), "URL users reach callroom at (env CALLROOM_PUBLIC_URL; default http://HTTP_ADDR)")
 		fs.DurationVar(&cfg.sessionIdle, "session-idle", envDuration("CALLROOM_SESSION_IDLE", 15*time.Minute), "sign out after this long idle (env CALLROOM_SESSION_IDLE)")
 		fs.DurationVar(&cfg.sessionLifetime, "session-lifetime", envDuration("CALLROOM_SESSION_LIFETIME", 12*time.Hour), "sign out after this long regardless (env CALLROOM_SESSION_LIFETIME)")

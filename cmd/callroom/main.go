@@ -4,6 +4,7 @@
 //	callroom migrate                  bring the database schema up to date
 //	callroom user add ...             create a user
 //	callroom token create ...         print a new API token for a user
+//	callroom audit verify             check the audit trail's hash chain
 //
 // Configuration comes from environment variables; flags override them. See
 // README.md for the list.
@@ -29,6 +30,7 @@ Usage:
   callroom user add --email E --name N --role ROLE[,ROLE] [--npi NPI] [--time-zone TZ] [--password-stdin]
   callroom token create --email E [--name N]
   callroom keys init|rotate|rewrap [--file PATH]
+  callroom audit verify|purge [--database-url URL]
 
 Roles: nurse, physician, scheduler, admin, auditor.
 Run 'callroom COMMAND -h' for a command's flags. Configuration is read from
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return tokenCreate(ctx, rest[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -43,9 +43,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer pool.Close()
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	proxies, _ := httpapi.ParseTrustedProxies(cfg.trustedProxies) // checked above
 	srv, err := server.New(ctx, server.Config{
-		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
+		MetricsListener: metricsLn,
+		Pool:            pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
 		Mail: mail,

@@ -35,7 +35,10 @@ type Instance struct {
 	DB     *pgtest.DB
 	Server *server.Server
 	URL    string
-	Logs   *bytes.Buffer // everything the instance logged, for PHI checks
+	// MetricsURL is where /metrics is served: URL+"/metrics", or the
+	// separate listener's when Options.SeparateMetrics.
+	MetricsURL string
+	Logs       *bytes.Buffer // everything the instance logged, for PHI checks
 	// MailAddr is where the SMTP gateway listens when Options.Mail is set.
 	MailAddr string
 	logMu    *sync.Mutex
@@ -54,6 +57,8 @@ type Options struct {
 	// Setup, when set, adjusts the built server before it starts serving
 	// (e.g. escalation.Store's delivery retry knobs).
 	Setup func(*server.Server)
+	// SeparateMetrics serves /metrics on a listen address of its own.
+	SeparateMetrics bool
 }
 
 type lockedWriter struct {
@@ -92,6 +97,15 @@ func Start(t testing.TB, opt ...Options) *Instance {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond, MasterKeys: mk}
+	metricsURL := url + "/metrics"
+	if o.SeparateMetrics {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cfg.MetricsListener, metricsURL = mln, "http://"+mln.Addr().String()+"/metrics"
+	}
 	if o.SMTPRelay != "" {
 		cfg.SMTPRelay, cfg.SMTPFrom = o.SMTPRelay, "callroom@callroom.test"
 	}
@@ -124,7 +138,7 @@ func Start(t testing.TB, opt ...Options) *Instance {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Instance{T: t, DB: db, Server: srv, URL: url, Logs: logs, logMu: mu, MailAddr: mailAddr}
+	return &Instance{T: t, DB: db, Server: srv, URL: url, MetricsURL: metricsURL, Logs: logs, logMu: mu, MailAddr: mailAddr}
 }
 
 // LogText returns what the instance has logged so far.

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
@@ -27,6 +28,7 @@ import (
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
@@ -48,6 +50,8 @@ type Config struct {
 	// SMART enables the patient-chart view's EHR launch (the EHR must also
 	// be in FrameAncestors to show it in a frame).
 	SMART *web.SMART
+	// MetricsListener, when set, serves /metrics there instead of on the API's address.
+	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
 	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
@@ -84,6 +88,7 @@ type Server struct {
 	// MailListener, when set before Serve, is where the gateway listens
 	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
 	MailListener net.Listener
+	Metrics      *metrics.Metrics
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -92,7 +97,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := checkSchema(ctx, cfg.Pool); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, Metrics: metrics.New()}
+	s.Metrics.WatchQueues(cfg.Pool)
 	if cfg.MasterKeys == nil {
 		return nil, errors.New("no master key: set CALLROOM_MASTER_KEY_FILE or CALLROOM_MASTER_KEY")
 	}
@@ -122,6 +128,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Priority: p.Priority, Summary: p.Summary, SenderID: p.SenderID, RecipientIDs: p.RecipientIDs})
 	}
 	s.Pages.ThreadMember = inbox.PageThreadMember
+	s.Pages.Observe = s.Metrics
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
@@ -164,9 +171,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
 	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &audit.SealWorker{DB: cfg.Pool})
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(), ratelimit.SweepPeriodic()},
+		Periodic: []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
+			ratelimit.SweepPeriodic(), audit.SealPeriodic()},
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -179,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready:          s.ready,
+		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
 		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
 		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
@@ -243,6 +252,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		}
 	}()
 	defer func() { stopHub(); <-hubDone }()
+	failed, stopFailed := s.River.Subscribe(river.EventKindJobFailed)
+	defer stopFailed()
+	go func() {
+		for e := range failed {
+			s.Metrics.JobFailed(e.Job.Kind)
+		}
+	}()
+	if s.cfg.MetricsListener != nil {
+		msrv := &http.Server{Handler: s.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(s.cfg.MetricsListener) //nolint:errcheck // ends with Close below
+		defer msrv.Close()
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
