@@ -25,7 +25,7 @@ type Session struct {
 	ClientAddr string     `json:"client_addr" db:"client_addr"`
 	UserAgent  string     `json:"user_agent" db:"user_agent"`
 	// Method is how it was opened: password, password+totp,
-	// password+recovery or oidc.
+	// password+recovery, oidc or smart (an EHR launch).
 	Method string `json:"method" db:"method"`
 }
 

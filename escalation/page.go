@@ -339,6 +339,9 @@ type Filter struct {
 	ServiceID *uuid.UUID
 	Limit     int
 	Before    *time.Time // created before, for paging through history
+	// Recipient keeps the pages that notified this user (or will: planned
+	// notifications count), such as the pages in their inbox.
+	Recipient *uuid.UUID
 }
 
 // List returns pages newest first.
@@ -348,7 +351,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Page, error) {
 	}
 	rows, _ := s.db.Query(ctx, `SELECT `+pageColumns+` FROM pages p
 		WHERE ($1 = '' OR p.status = $1) AND ($2::uuid IS NULL OR p.service_id = $2) AND ($3::timestamptz IS NULL OR p.created_at < $3)
-		ORDER BY p.created_at DESC, p.id LIMIT $4`, string(f.Status), f.ServiceID, f.Before, f.Limit)
+		  AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM notifications n WHERE n.page_id = p.id AND n.user_id = $5))
+		ORDER BY p.created_at DESC, p.id LIMIT $4`, string(f.Status), f.ServiceID, f.Before, f.Limit, f.Recipient)
 	pages, err := pgx.CollectRows(rows, scanPage)
 	if err != nil {
 		return nil, err

@@ -151,6 +151,15 @@ func (s *Server) listPages(w http.ResponseWriter, r *http.Request) {
 		}
 		f.ServiceID = &id
 	}
+	switch q.Get("recipient") {
+	case "":
+	case "me":
+		me := principal(r).User.ID
+		f.Recipient = &me
+	default:
+		invalid(w, "recipient", "must be me (the pages that notified you)")
+		return
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {

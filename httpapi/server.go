@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -45,6 +46,9 @@ type Server struct {
 	PublicURL string
 	// SecureCookies marks the session cookie Secure (set when PublicURL is https).
 	SecureCookies bool
+	// Web, when set, serves the browser client: every GET that no API route
+	// matches outside /api/ goes to it (see package web).
+	Web http.Handler
 	// HSTS sends Strict-Transport-Security on every response (set when
 	// PublicURL is https); responses over TLS carry it regardless.
 	HSTS bool
@@ -70,7 +74,13 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.forwardedFor, s.recoverer, s.logRequests, s.securityHeaders)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such route") })
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if s.Web != nil && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.Web.ServeHTTP(w, r)
+			return
+		}
+		notFound(w, "no such route")
+	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Status: http.StatusMethodNotAllowed, Detail: "method not allowed on this route"})
 	})

@@ -5,6 +5,9 @@ set -euo pipefail
 
 need=()
 /usr/bin/python3 -c 'import icalendar' 2>/dev/null || need+=(python3-icalendar)
+# The web client's end-to-end tests drive Debian's Chromium headless.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # swaks drives the email gateway as a real SMTP client; the two Perl modules
 # give it STARTTLS.
 command -v swaks >/dev/null 2>&1 || need+=(swaks)

@@ -15,6 +15,7 @@ import (
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/web"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -63,6 +64,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			LoginPerEmail:  ratelimit.Rule{Limit: httpapi.DefaultLimits.LoginPerEmail.Limit, Window: time.Minute},
 			PagesPerCaller: ratelimit.Rule{Limit: cfg.pageRatePerMinute, Window: time.Minute},
 		},
+		SMART: smartFromEnv(),
 	})
 	if err != nil {
 		return err
@@ -88,6 +90,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("callroom serving", "addr", ln.Addr().String(), "public_url", cfg.publicURL)
 	return srv.Serve(ctx, ln, cfg.shutdownTimeout)
+}
+
+// smartFromEnv configures the EHR launch of the patient-chart view from
+// CALLROOM_SMART_ISSUER (the EHR's FHIR base URL), CALLROOM_SMART_CLIENT_ID
+// and CALLROOM_SMART_CLIENT_SECRET (optional); nil when no issuer is set.
+func smartFromEnv() *web.SMART {
+	iss := os.Getenv("CALLROOM_SMART_ISSUER")
+	if iss == "" {
+		return nil
+	}
+	return &web.SMART{Issuer: iss, ClientID: env("CALLROOM_SMART_CLIENT_ID", "callroom"),
+		ClientSecret: os.Getenv("CALLROOM_SMART_CLIENT_SECRET")}
 }
 
 // tlsConfig terminates TLS in callroom itself (HIPAA 164.312(e)(1)): TLS 1.2

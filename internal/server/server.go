@@ -33,6 +33,7 @@ import (
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
 	"github.com/callroom/callroom/ratelimit"
+	"github.com/callroom/callroom/web"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	EscalationPoll  time.Duration
 	// MasterKeys wrap the data keys that encrypt PHI at rest.
 	MasterKeys *keys.MasterKeys
+	// SMART enables the patient-chart view's EHR launch (the EHR must also
+	// be in FrameAncestors to show it in a frame).
+	SMART *web.SMART
 	// MetricsListener, when set, serves /metrics there instead of on the API's address.
 	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
@@ -188,6 +192,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
 		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
 		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+		Web: web.Handler(web.Options{
+			SessionIdle: s.Auth.SessionIdle, FrameAncestors: cfg.FrameAncestors, SMART: cfg.SMART,
+			Auth: s.Auth, Keys: s.Keys, Log: cfg.Log.With("component", "web"), SessionCookie: httpapi.SessionCookie,
+			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"), PublicURL: cfg.PublicURL,
+		}),
 	}
 	if cfg.Limits != nil {
 		s.API.Limits = *cfg.Limits
