@@ -34,7 +34,7 @@ func (s *Store) involved(ctx context.Context, tx pgx.Tx, p Page, user uuid.UUID)
 
 // change runs fn on the locked page after checking that who may act on it.
 func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, allowed func(involvement) bool,
-	fn func(tx pgx.Tx, p *Page) (changed bool, err error)) (Page, error) {
+	fn func(tx pgx.Tx, p *Page, a *announcement) (changed bool, err error)) (Page, error) {
 	var out Page
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := getPage(ctx, tx, id, true)
@@ -48,7 +48,8 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 		if !allowed(inv) && !who.User.Has(auth.Admin) {
 			return fmt.Errorf("only people this page reached, its sender or an administrator may do this: %w", callroom.ErrForbidden)
 		}
-		changed, err := fn(tx, &p)
+		var a announcement
+		changed, err := fn(tx, &p, &a)
 		if err != nil {
 			return err
 		}
@@ -56,7 +57,7 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 			if p, err = getPage(ctx, tx, id, false); err != nil {
 				return err
 			}
-			if err := s.publish(ctx, tx, p, nil); err != nil {
+			if err := s.announce(ctx, tx, p, a); err != nil {
 				return err
 			}
 		}
@@ -83,7 +84,7 @@ func (s *Store) cancelPending(ctx context.Context, tx pgx.Tx, p *Page) error {
 // unanswered. Acknowledging twice is harmless.
 func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.threadMember },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Acknowledged:
 				return false, nil
@@ -107,7 +108,7 @@ func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUI
 // Resolve closes the page and cancels everything not yet sent.
 func (s *Store) Resolve(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Resolved:
 				return false, nil
@@ -131,7 +132,7 @@ func (s *Store) Resolve(ctx context.Context, who auth.Principal, id uuid.UUID) (
 // Cancel withdraws a page nobody has taken yet (sent in error).
 func (s *Store) Cancel(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	return s.change(ctx, who, id, func(i involvement) bool { return i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Cancelled:
 				return false, nil
@@ -167,7 +168,7 @@ func (s *Store) Escalate(ctx context.Context, who auth.Principal, id uuid.UUID, 
 		fromRound, fromStep = &p.Round, &p.Step
 	}
 	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			if p.Status != Open {
 				return false, callroom.Conflict("status", "only an open page can be escalated; it is %s", p.Status)
 			}
@@ -181,7 +182,7 @@ func (s *Store) Escalate(ctx context.Context, who auth.Principal, id uuid.UUID, 
 				return false, err
 			}
 			now := s.now()
-			return true, s.fire(ctx, tx, *p, p.Round, p.Step+1, now, now)
+			return true, s.fire(ctx, tx, *p, a, p.Round, p.Step+1, now, now)
 		})
 }
 
