@@ -100,15 +100,9 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		if d.Channel == "in_app" {
 			// In-app is the user's event stream: publishing is sending, and
 			// the stream marks it delivered when it writes it to a live client.
-			//
-			// setStatus comes first: its page.updated goes to everyone the
-			// page reached, d.UserID included, and locks their event counters
-			// in sorted order; page.notify then only relocks d.UserID's.
-			// Publishing page.notify first locked this recipient ahead of the
-			// others, so two in-app deliveries for one page deadlocked
-			// (PostgreSQL aborted one after 1 s; River retried it 2 s later;
-			// repeated, it could exhaust the job's attempts and leave the
-			// notification queued for ever).
+			// setStatus publishes nothing for "sent", so this transaction
+			// locks only d.UserID's event counter and cannot deadlock with
+			// another delivery for the same page.
 			if err := s.setStatus(ctx, tx, d, "sent", "", "notified"); err != nil {
 				return err
 			}
@@ -175,6 +169,13 @@ func (s *Store) setStatus(ctx context.Context, tx pgx.Tx, d delivery, status, re
 	if err := addTimeline(ctx, tx, d.PageID, e); err != nil {
 		return err
 	}
+	// Sent and delivered are progress the sender reads on the page's
+	// timeline; announcing each of them made every page publish to its
+	// sender several times, and all of one nurse's pages queued on her
+	// event counter (docs/PERFORMANCE.md). A failure is worth a live event.
+	if status != "failed" {
+		return nil
+	}
 	p, err := getPage(ctx, tx, d.PageID, false)
 	if err != nil {
 		return err
@@ -239,13 +240,7 @@ func (s *Store) Delivered(ctx context.Context, userID, notificationID uuid.UUID)
 		if err != nil {
 			return err
 		}
-		if err := addTimeline(ctx, tx, d.PageID, TimelineEntry{Kind: "delivered", UserID: &userID, NotificationID: &notificationID, Channel: &d.Channel}); err != nil {
-			return err
-		}
-		p, err := getPage(ctx, tx, d.PageID, false)
-		if err != nil {
-			return err
-		}
-		return s.publish(ctx, tx, p, nil)
+		// Recorded on the timeline, not announced: see setStatus.
+		return addTimeline(ctx, tx, d.PageID, TimelineEntry{Kind: "delivered", UserID: &userID, NotificationID: &notificationID, Channel: &d.Channel})
 	})
 }

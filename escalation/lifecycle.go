@@ -34,8 +34,9 @@ func (s *Store) involved(ctx context.Context, tx pgx.Tx, p Page, user uuid.UUID)
 
 // change runs fn on the locked page after checking that who may act on it.
 func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, allowed func(involvement) bool,
-	fn func(tx pgx.Tx, p *Page) (changed bool, err error)) (Page, error) {
+	fn func(tx pgx.Tx, p *Page, a *announcement) (changed bool, err error)) (Page, error) {
 	var out Page
+	var a announcement
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := getPage(ctx, tx, id, true)
 		if err != nil {
@@ -48,7 +49,7 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 		if !allowed(inv) && !who.User.Has(auth.Admin) {
 			return fmt.Errorf("only people this page reached, its sender or an administrator may do this: %w", callroom.ErrForbidden)
 		}
-		changed, err := fn(tx, &p)
+		changed, err := fn(tx, &p, &a)
 		if err != nil {
 			return err
 		}
@@ -56,13 +57,16 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 			if p, err = getPage(ctx, tx, id, false); err != nil {
 				return err
 			}
-			if err := s.publish(ctx, tx, p, nil); err != nil {
+			if err := s.announce(ctx, tx, p, a); err != nil {
 				return err
 			}
 		}
 		out = p
 		return nil
 	})
+	if err == nil {
+		s.observeSent(a)
+	}
 	return out, err
 }
 
@@ -84,7 +88,7 @@ func (s *Store) cancelPending(ctx context.Context, tx pgx.Tx, p *Page) error {
 func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	acked := false
 	p, err := s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.threadMember },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Acknowledged:
 				return false, nil
@@ -113,7 +117,7 @@ func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUI
 // Resolve closes the page and cancels everything not yet sent.
 func (s *Store) Resolve(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Resolved:
 				return false, nil
@@ -137,7 +141,7 @@ func (s *Store) Resolve(ctx context.Context, who auth.Principal, id uuid.UUID) (
 // Cancel withdraws a page nobody has taken yet (sent in error).
 func (s *Store) Cancel(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
 	return s.change(ctx, who, id, func(i involvement) bool { return i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			switch p.Status {
 			case Cancelled:
 				return false, nil
@@ -173,7 +177,7 @@ func (s *Store) Escalate(ctx context.Context, who auth.Principal, id uuid.UUID, 
 		fromRound, fromStep = &p.Round, &p.Step
 	}
 	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.sender },
-		func(tx pgx.Tx, p *Page) (bool, error) {
+		func(tx pgx.Tx, p *Page, a *announcement) (bool, error) {
 			if p.Status != Open {
 				return false, callroom.Conflict("status", "only an open page can be escalated; it is %s", p.Status)
 			}
@@ -187,7 +191,7 @@ func (s *Store) Escalate(ctx context.Context, who auth.Principal, id uuid.UUID, 
 				return false, err
 			}
 			now := s.now()
-			return true, s.fire(ctx, tx, *p, p.Round, p.Step+1, now, now)
+			return true, s.fire(ctx, tx, *p, a, p.Round, p.Step+1, now, now)
 		})
 }
 

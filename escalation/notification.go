@@ -47,23 +47,42 @@ func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notif
 // one row and one delivery job per contact method, due after the rule's
 // delay. A second call for the same step and contact method does nothing,
 // so two rules on one method, or a retried step, never notify twice.
-func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step int, users []uuid.UUID, now time.Time) (int, error) {
+func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round, step int, users []uuid.UUID, now time.Time) (int, error) {
 	plan, err := notify.Plan(ctx, tx, users, p.Priority.urgent())
 	if err != nil {
 		return 0, err
 	}
 	var jobs []river.InsertManyParams
+	sent := 0
 	for _, pl := range plan {
 		due := now.Add(pl.Delay)
+		// An in-app notification due now is sent here: publishing page.notify
+		// in this transaction is sending it (announce does, at the end), so
+		// it needs no delivery job and its River pickup. It is "sent" and on
+		// the timeline as notified exactly when the step commits; the stream
+		// marks it delivered when it writes it to a live client (Delivered).
+		inApp := pl.Channel == notify.KindInApp && pl.Delay <= 0
+		status := "queued"
+		if inApp {
+			status = "sent"
+		}
 		var id uuid.UUID
-		err := tx.QueryRow(ctx, `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id`,
-			p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due).Scan(&id)
+		err := tx.QueryRow(ctx, `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id`,
+			p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status).Scan(&id)
 		if err == pgx.ErrNoRows {
 			continue // already queued for this step
 		}
 		if err != nil {
 			return 0, err
+		}
+		if inApp {
+			if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "notified", UserID: &pl.UserID, NotificationID: &id, Channel: &pl.Channel}); err != nil {
+				return 0, err
+			}
+			a.notices = append(a.notices, notice{UserID: pl.UserID, NotificationID: id})
+			sent++
+			continue
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
 			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts(),
@@ -87,5 +106,5 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step 
 			return 0, err
 		}
 	}
-	return len(jobs), nil
+	return sent + len(jobs), nil
 }

@@ -25,3 +25,11 @@ func (s *Store) observe() Observer {
 	}
 	return s.Observe
 }
+
+// observeSent counts the in-app notifications a committed transaction sent
+// itself (they have no delivery job to count them).
+func (s *Store) observeSent(a announcement) {
+	for range a.notices {
+		s.observe().NotificationSettled("in_app", "sent")
+	}
+}

@@ -333,6 +333,36 @@ func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUI
 	return events.Publish(ctx, tx, users, "page.updated", map[string]any{"page_id": p.ID, "status": p.Status, "priority": p.Priority})
 }
 
+// announcement is what one transaction tells event streams beyond the
+// page.updated every change of a page sends: the in-app notifications it
+// sent. It is collected while the step runs and published once, at the end
+// (announce), so the recipients' event counters are locked only briefly.
+type announcement struct {
+	notices []notice
+}
+
+// notice is one in-app notification sent as page.notify.
+type notice struct {
+	UserID, NotificationID uuid.UUID
+}
+
+// announce publishes p's page.updated, then a's page.notify events. The
+// page.updated goes to everyone notified, so it takes all the counter locks
+// in sorted order first; each page.notify then only relocks one of them, and
+// two transactions about one page cannot deadlock on them.
+func (s *Store) announce(ctx context.Context, tx pgx.Tx, p Page, a announcement) error {
+	if err := s.publish(ctx, tx, p, nil); err != nil {
+		return err
+	}
+	for _, n := range a.notices {
+		if err := events.Publish(ctx, tx, []uuid.UUID{n.UserID}, "page.notify", map[string]any{
+			"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Filter narrows List.
 type Filter struct {
 	Status    Status

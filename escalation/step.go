@@ -45,23 +45,33 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	s := w.Store
 	var late time.Duration
 	fired := false
+	var a announcement
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := getPage(ctx, tx, job.Args.PageID, true)
 		if err != nil {
 			return err
 		}
-		if (p.Status == Open) && p.nextJobID != nil && *p.nextJobID == job.ID {
+		due := p.Status == Open && p.nextJobID != nil && *p.nextJobID == job.ID
+		if due {
 			now := s.now()
-			if err := s.fire(ctx, tx, p, job.Args.Round, job.Args.Step, job.ScheduledAt, now); err != nil {
+			if err := s.fire(ctx, tx, p, &a, job.Args.Round, job.Args.Step, job.ScheduledAt, now); err != nil {
 				return err
 			}
 			fired, late = true, now.Sub(job.ScheduledAt)
 		}
-		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
+		if _, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil || !due {
+			return err
+		}
+		// Last, so the recipients' event counters are locked only for the
+		// commit (events.Publish).
+		if p, err = getPage(ctx, tx, p.ID, false); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, p, a)
 	})
 	if err == nil && fired {
 		s.observe().StepFired(late)
+		s.observeSent(a)
 	}
 	return err
 }
@@ -70,9 +80,9 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 // resolve to nobody is recorded, alarms the fallback, and is skipped at once
 // rather than waited out. Past the last step the chain repeats, or the page
 // becomes unanswered and the fallback is alarmed.
-func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, due, now time.Time) error {
+func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round, step int, due, now time.Time) error {
 	if p.UserID != nil {
-		return s.fireDirect(ctx, tx, p, step, due, now)
+		return s.fireDirect(ctx, tx, p, a, step, due, now)
 	}
 	policy, err := loadPolicy(ctx, tx, *p.policyID)
 	if err != nil {
@@ -87,7 +97,7 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, du
 				}
 				continue
 			}
-			return s.unanswered(ctx, tx, p, round, policy.Fallback, now)
+			return s.unanswered(ctx, tx, p, a, round, policy.Fallback, now)
 		}
 		users, empty, err := s.resolve(ctx, tx, policy.Steps[step].Targets, now)
 		if err != nil {
@@ -102,13 +112,13 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, du
 			if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_one_on_call", Round: ptr(round), Step: ptr(step), Detail: detail}); err != nil {
 				return err
 			}
-			if err := s.alarmFallback(ctx, tx, p, round, policy.Fallback, now, detail); err != nil {
+			if err := s.alarmFallback(ctx, tx, p, a, round, policy.Fallback, now, detail); err != nil {
 				return err
 			}
 			step, due = step+1, now
 			continue
 		}
-		if _, err := s.notifyUsers(ctx, tx, p, round, step, users, now); err != nil {
+		if _, err := s.notifyUsers(ctx, tx, p, a, round, step, users, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE pages SET step = $2, round = $3 WHERE id = $1`, p.ID, step, round); err != nil {
@@ -118,8 +128,7 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, du
 		if err := s.scheduleStep(ctx, tx, p.ID, round, step+1, next); err != nil {
 			return err
 		}
-		p.Step, p.Round = step, round
-		return s.publish(ctx, tx, p, nil)
+		return nil
 	}
 	return fmt.Errorf("page %s: escalation did not settle", p.ID)
 }
@@ -127,23 +136,20 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, round, step int, du
 // fireDirect handles a page sent to one person: notify them at step 0; if
 // they have not answered by DirectPageTimeout, the page is unanswered and
 // the sender hears so through their event stream.
-func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, step int, due, now time.Time) error {
+func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, a *announcement, step int, due, now time.Time) error {
 	if step == 0 {
 		if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "step", Round: ptr(0), Step: ptr(0), DueAt: &due}); err != nil {
 			return err
 		}
-		if _, err := s.notifyUsers(ctx, tx, p, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
+		if _, err := s.notifyUsers(ctx, tx, p, a, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE pages SET step = 0 WHERE id = $1`, p.ID); err != nil {
 			return err
 		}
-		if err := s.scheduleStep(ctx, tx, p.ID, 0, 1, now.Add(DirectPageTimeout)); err != nil {
-			return err
-		}
-		return s.publish(ctx, tx, p, nil)
+		return s.scheduleStep(ctx, tx, p.ID, 0, 1, now.Add(DirectPageTimeout))
 	}
-	return s.unanswered(ctx, tx, p, 0, nil, now)
+	return s.unanswered(ctx, tx, p, a, 0, nil, now)
 }
 
 // resolve turns a step's targets into active users, in target order without
@@ -201,7 +207,7 @@ func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, now ti
 }
 
 // alarmFallback notifies the policy's fallback target, once per round.
-func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, round int, fb *Target, now time.Time, why string) error {
+func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time, why string) error {
 	if fb == nil {
 		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "the policy has no fallback to alarm"})
 	}
@@ -213,7 +219,7 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, round int,
 		s.log.Error("fallback reached nobody", "page_id", p.ID)
 		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "no one on call for the fallback"})
 	}
-	n, err := s.notifyUsers(ctx, tx, p, round, stepFallback, users, now)
+	n, err := s.notifyUsers(ctx, tx, p, a, round, stepFallback, users, now)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -222,7 +228,7 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, round int,
 
 // unanswered ends the escalation: nobody acknowledged through every step and
 // repeat. The page stays acknowledgeable.
-func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, round int, fb *Target, now time.Time) error {
+func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time) error {
 	if _, err := tx.Exec(ctx, `UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
 		WHERE id = $1`, p.ID, round); err != nil {
 		return err
@@ -231,12 +237,9 @@ func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, round int, fb
 		return err
 	}
 	if p.UserID == nil {
-		if err := s.alarmFallback(ctx, tx, p, round, fb, now, "escalation exhausted without acknowledgement"); err != nil {
-			return err
-		}
+		return s.alarmFallback(ctx, tx, p, a, round, fb, now, "escalation exhausted without acknowledgement")
 	}
-	p.Status = Unanswered
-	return s.publish(ctx, tx, p, nil)
+	return nil
 }
 
 // escalationQueue is re-exported for tests and the benchmark.
