@@ -237,6 +237,21 @@ func TestMessageEventsAcrossInstances(t *testing.T) {
 	if strings.Contains(e1["data"], "Quuxley") {
 		t.Errorf("the event carries text: %s", e1["data"])
 	}
+	// Reading it from the stream is its delivery receipt.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int
+		if err := a.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM message_receipts
+			WHERE message_id = $1 AND user_id = $2 AND delivered_at IS NOT NULL`, m1["id"], ben.User.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no delivery receipt for ben 10 s after the stream carried the message")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stream.cancel()
 
 	// While ben is away: two messages and an edit, all through instance a.
