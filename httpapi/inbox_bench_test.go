@@ -198,7 +198,6 @@ func eventStreams(b *testing.B, n int) {
 		b.ReportMetric(float64(n), "streams")
 		b.ReportMetric(per, "go-KiB/stream")
 		b.ReportMetric(float64(after-before)/(1<<20), "go-MiB")
-		b.ReportMetric(float64(rss1-rss0)/(1<<20), "rss-MiB")
 		b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/stream")
 		b.ReportMetric(opened.Seconds(), "open-s")
 		b.Logf("%d streams: Go memory +%.1f MiB (%.1f KiB/stream), RSS +%.1f MiB, goroutines +%d, opened in %s",
@@ -315,7 +314,7 @@ func rss() int64 {
 func BenchmarkPatientChart(b *testing.B) {
 	const threads, perThread = 100_000, 10
 	ctx := context.Background()
-	in := benchutil.Start(b, benchutil.Options{})
+	in := benchutil.Start(b, benchutil.Options{TraceSQL: true})
 	doc := in.User("Dr Chart", "physician")
 	nurse := in.User("Nurse Chart", "nurse")
 	who := auth.Principal{User: nurse.User}
@@ -380,6 +379,7 @@ func BenchmarkPatientChart(b *testing.B) {
 				}
 			}
 			var lat benchutil.Latencies
+			in.SQL.Reset()
 			for b.Loop() {
 				start := time.Now()
 				if err := doc.JSON(ctx, 200, "GET", c.path, nil, nil); err != nil {
@@ -388,6 +388,7 @@ func BenchmarkPatientChart(b *testing.B) {
 				lat.Add(time.Since(start))
 			}
 			lat.Report(b, "")
+			b.Logf("%s: %s\n%s", c.name, lat.String(), in.SQL.Top(8))
 		})
 	}
 }
