@@ -252,6 +252,9 @@ func TestMessageEventsAcrossInstances(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if got := ana.Must(200, "GET", base+"/messages/"+m1["id"].(string), nil); got["delivered_to"].(map[string]any)["count"] != float64(1) {
+		t.Errorf("the author sees delivered_to %v, want 1 of 1", got["delivered_to"])
+	}
 	stream.cancel()
 
 	// While ben is away: two messages and an edit, all through instance a.

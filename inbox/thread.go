@@ -481,7 +481,7 @@ func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []T
 		if err != nil {
 			return err
 		}
-		read, _, err := tallies(ctx, q, a, last)
+		read, _, _, err := tallies(ctx, q, a, last)
 		if err != nil {
 			return err
 		}
