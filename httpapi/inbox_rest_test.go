@@ -290,3 +290,39 @@ func TestMessageEventsAcrossInstances(t *testing.T) {
 		t.Errorf("after the replay: %v, want message.created of the fourth message", e)
 	}
 }
+
+// TestReplyToAPageInItsThread: the page filed in the patient's thread is a
+// message like the others: the paged physician replies to it there, and the
+// reply reaches the sending nurse's stream and shows in the thread as a
+// reply to the page.
+func TestReplyToAPageInItsThread(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	nina := in.User("Nina RN", "nurse")
+	ana := in.User("Dr Ana Cruz", "physician")
+	page := nina.Must(201, "POST", "/api/v1/pages", map[string]any{"user_id": ana.User.ID, "priority": "stat",
+		"summary": "chest pain bed 4", "patient_ref": "Patient/123"})
+	threads := inboxList(t, ana.Must(200, "GET", "/api/v1/patients/Patient%2F123/threads", nil), "threads")
+	if len(threads) != 1 {
+		t.Fatalf("the paged physician sees %d threads of the patient, want the one the page created", len(threads))
+	}
+	base := "/api/v1/threads/" + threads[0]["id"].(string)
+	var filed map[string]any
+	for _, m := range inboxList(t, ana.Must(200, "GET", base+"/messages", nil), "messages") {
+		if m["page_id"] == page["id"] {
+			filed = m
+		}
+	}
+	if filed == nil {
+		t.Fatal("the page is not in the thread")
+	}
+	stream := streamFrom(t, nina, "")
+	reply := ana.Must(201, "POST", base+"/messages", map[string]any{"text": "on my way, get an ECG", "reply_to": filed["id"]})
+	if e := stream.next(t, inbox.EventMessageCreated); !strings.Contains(e["data"], reply["id"].(string)) {
+		t.Errorf("nina's stream: %v, want the reply", e)
+	}
+	got := inboxList(t, nina.Must(200, "GET", base+"/messages?limit=1", nil), "messages")
+	if len(got) != 1 || got[0]["reply_to"] != filed["id"] || got[0]["text"] != "on my way, get an ECG" {
+		t.Errorf("newest message as nina sees it: %v, want the reply to the page", got)
+	}
+}
