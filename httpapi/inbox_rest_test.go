@@ -21,6 +21,7 @@ import (
 
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/worker"
 )
 
 // pgDumpPath prefers the newest /usr/lib/postgresql/<v>/bin/pg_dump: pg_dump
@@ -324,5 +325,70 @@ func TestReplyToAPageInItsThread(t *testing.T) {
 	got := inboxList(t, nina.Must(200, "GET", base+"/messages?limit=1", nil), "messages")
 	if len(got) != 1 || got[0]["reply_to"] != filed["id"] || got[0]["text"] != "on my way, get an ECG" {
 		t.Errorf("newest message as nina sees it: %v, want the reply to the page", got)
+	}
+}
+
+// TestRetentionRunsAsARiverJob: the purge is the instance's River job
+// (inbox.purge, as the hourly periodic job inserts it): run by the
+// instance's own workers, it erases the sealed text of a direct message
+// older than the policy, leaves a held thread alone, and audits itself.
+func TestRetentionRunsAsARiverJob(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	ctx := context.Background()
+	admin := in.User("Ada Admin", "admin")
+	ana, ben, cat := in.User("Dr Ana", "physician"), in.User("Ben RN", "nurse"), in.User("Cat RN", "nurse")
+	admin.Must(200, "PUT", "/api/v1/retention-policies/direct", map[string]any{"days": 30})
+	withBen := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "direct", "member_ids": []string{ben.User.ID.String()}})
+	withCat := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "direct", "member_ids": []string{cat.User.ID.String()}})
+	old := ana.Must(201, "POST", "/api/v1/threads/"+withBen["id"].(string)+"/messages", map[string]any{"text": "old news"})
+	held := ana.Must(201, "POST", "/api/v1/threads/"+withCat["id"].(string)+"/messages", map[string]any{"text": "held"})
+	admin.Must(200, "POST", "/api/v1/threads/"+withCat["id"].(string)+"/legal-hold", map[string]any{"legal_hold": true})
+	if _, err := in.DB.Pool.Exec(ctx, `UPDATE messages SET created_at = now() - interval '31 days' WHERE id = ANY($1::uuid[])`,
+		[]string{old["id"].(string), held["id"].(string)}); err != nil {
+		t.Fatal(err)
+	}
+	audits := func() int {
+		var n int
+		if err := in.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'retention.purge'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := audits()
+
+	tx, err := in.DB.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.InsertTx(ctx, in.Server.River, tx, inbox.PurgeArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var purged bool
+		if err := in.DB.Pool.QueryRow(ctx, `SELECT purged_at IS NOT NULL FROM messages WHERE id = $1`, old["id"]).Scan(&purged); err != nil {
+			t.Fatal(err)
+		}
+		if purged {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the purge job did not erase the old direct message within 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var bodies int
+	if err := in.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM message_versions WHERE message_id = $1 AND body IS NOT NULL`, old["id"]).
+		Scan(&bodies); err != nil || bodies != 0 {
+		t.Errorf("%d sealed versions of the purged message left (%v)", bodies, err)
+	}
+	if got := ana.Must(200, "GET", "/api/v1/threads/"+withCat["id"].(string)+"/messages/"+held["id"].(string), nil); got["text"] != "held" {
+		t.Errorf("a message under legal hold after the purge: %v", got)
+	}
+	if audits() <= before {
+		t.Error("the purge was not audited")
 	}
 }
