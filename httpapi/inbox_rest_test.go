@@ -326,6 +326,15 @@ func TestReplyToAPageInItsThread(t *testing.T) {
 	if len(got) != 1 || got[0]["reply_to"] != filed["id"] || got[0]["text"] != "on my way, get an ECG" {
 		t.Errorf("newest message as nina sees it: %v, want the reply to the page", got)
 	}
+	// Nina reading it is a receipt the author's stream hears of, by ids.
+	anaStream := streamFrom(t, ana, "")
+	nina.Must(200, "POST", base+"/read", map[string]any{"message_id": reply["id"]})
+	e := anaStream.next(t, inbox.EventReceiptUpdated)
+	for _, id := range []string{reply["id"].(string), nina.User.ID.String()} {
+		if !strings.Contains(e["data"], id) {
+			t.Errorf("receipt.updated on ana's stream: %v, want %s in it", e, id)
+		}
+	}
 }
 
 // TestRetentionRunsAsARiverJob: the purge is the instance's River job
