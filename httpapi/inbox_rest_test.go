@@ -401,3 +401,29 @@ func TestRetentionRunsAsARiverJob(t *testing.T) {
 		t.Error("the purge was not audited")
 	}
 }
+
+// TestPageChangesReachTheThread: a member of the patient's thread who was
+// not paged hears of the page's changes (page.updated, ids and status only)
+// on their stream, as the sender and the paged physician do.
+func TestPageChangesReachTheThread(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	nina := in.User("Nina RN", "nurse")
+	ana := in.User("Dr Ana Cruz", "physician")
+	cat := in.User("Cat RN", "nurse")
+	ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "patient_ref": "Patient/123",
+		"member_ids": []any{cat.User.ID}})
+	stream := streamFrom(t, cat, "")
+	page := nina.Must(201, "POST", "/api/v1/pages", map[string]any{"user_id": ana.User.ID, "priority": "stat",
+		"summary": "chest pain bed 4", "patient_ref": "Patient/123"})
+	ana.Must(200, "POST", "/api/v1/pages/"+page["id"].(string)+"/acknowledge", nil)
+	for {
+		e := stream.next(t, "page.updated")
+		if strings.Contains(e["data"], "chest") {
+			t.Fatalf("page.updated carries the page's text: %s", e["data"])
+		}
+		if strings.Contains(e["data"], page["id"].(string)) && strings.Contains(e["data"], `"acknowledged"`) {
+			return
+		}
+	}
+}

@@ -94,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Priority: p.Priority, Summary: p.Summary, SenderID: p.SenderID, RecipientIDs: p.RecipientIDs})
 	}
 	s.Pages.ThreadMember = inbox.PageThreadMember
+	s.Pages.ThreadMembers = inbox.PageThreadMembers
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
