@@ -315,8 +315,9 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 	return err
 }
 
-// publish tells the sender and everyone notified that the page changed.
-// Events carry ids only, never the page's text.
+// publish tells the sender, everyone notified and the members of the
+// thread the page was filed in that the page changed. Events carry ids
+// only, never the page's text.
 func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUID) error {
 	rows, _ := tx.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE page_id = $1`, p.ID)
 	users, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
@@ -324,6 +325,13 @@ func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUI
 		return err
 	}
 	users = append(users, extra...)
+	if s.ThreadMembers != nil {
+		members, err := s.ThreadMembers(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		users = append(users, members...)
+	}
 	if p.CreatedBy != nil {
 		users = append(users, *p.CreatedBy)
 	}

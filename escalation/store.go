@@ -48,6 +48,10 @@ type Store struct {
 	ThreadMember func(ctx context.Context, q pg.Querier, pageID, userID uuid.UUID) (bool, error)
 	// Observe, when set, hears about pages, steps and notifications (metrics).
 	Observe Observer
+	// ThreadMembers, when set, returns the current members of the thread a
+	// page was filed in: its page.updated events go to them too, so the
+	// care team sees the page change from the thread.
+	ThreadMembers func(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]uuid.UUID, error)
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }

@@ -115,6 +115,9 @@ type Message struct {
 	// Who of the message's audience (current members who can see it, but
 	// its author) read it.
 	ReadBy Tally `json:"read_by"`
+	// Whose devices of the same audience received it (an open event stream
+	// carried it, or they listed it); reading implies it.
+	DeliveredTo Tally `json:"delivered_to"`
 	// Who of the audience acknowledged it; only when AckRequired.
 	AcknowledgedBy *Tally `json:"acknowledged_by,omitempty"`
 }
@@ -308,7 +311,7 @@ func (s *Store) views(ctx context.Context, q pg.Querier, t Thread, rows []messag
 	if err != nil {
 		return nil, err
 	}
-	read, acks, err := tallies(ctx, q, a, rows)
+	read, delivered, acks, err := tallies(ctx, q, a, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +330,8 @@ func (s *Store) views(ctx context.Context, q pg.Querier, t Thread, rows []messag
 		m := Message{ID: r.ID, ThreadID: r.ThreadID, AuthorID: r.AuthorID, System: r.AuthorID == nil, Priority: r.Priority,
 			ReplyTo: r.ReplyTo, PageID: r.PageID, AckRequired: r.AckRequired, Version: r.Version, CreatedAt: r.CreatedAt,
 			EditedAt: r.EditedAt, Recalled: r.RecalledAt != nil, RecalledAt: r.RecalledAt, RecalledBy: r.RecalledBy,
-			Purged: r.PurgedAt != nil, Attachments: atts[r.ID], ReadBy: read[r.ID]}
+			Purged: r.PurgedAt != nil, Attachments: atts[r.ID], ReadBy: read[r.ID],
+			DeliveredTo: delivered[r.ID]}
 		if m.Attachments == nil {
 			m.Attachments = []AttachmentInfo{}
 		}

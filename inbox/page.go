@@ -135,6 +135,19 @@ func pageText(summary string) string {
 	return summary
 }
 
+// PageThreadMembers returns the current members of the thread a page was
+// posted into (none when it was not): escalation sends them the page's
+// page.updated events, so the thread shows the page's status live.
+func PageThreadMembers(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `SELECT tm.user_id FROM messages m
+		JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.left_at IS NULL
+		WHERE m.page_id = $1`, pageID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
 // PageThreadMember reports whether userID is a current member of the thread
 // a page was posted into. Escalation uses it to let thread members
 // acknowledge the page (POST /api/v1/pages/{id}/acknowledge) although the

@@ -72,13 +72,16 @@ func (a audience) isFor(r messageRow, user uuid.UUID) bool {
 	return (r.AuthorID == nil || *r.AuthorID != user) && a.sees(user, r.CreatedAt)
 }
 
-// tallies counts reads and acknowledgements of rows among their audiences.
+// tallies counts deliveries, reads and acknowledgements of rows among their
+// audiences. A message read or acknowledged counts as delivered, also when
+// its delivery (to a stream, or in a page of messages) was not recorded
+// first.
 // Receipts of people no longer in the audience stay in the table (and the
 // audit trail) but are not counted.
-func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (read, acks map[uuid.UUID]Tally, err error) {
-	read, acks = map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}
+func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (read, delivered, acks map[uuid.UUID]Tally, err error) {
+	read, delivered, acks = map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}
 	if len(rows) == 0 {
-		return read, acks, nil
+		return read, delivered, acks, nil
 	}
 	ids := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
@@ -87,14 +90,17 @@ func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (
 	type receiptRow struct {
 		MessageID      uuid.UUID  `db:"message_id"`
 		UserID         uuid.UUID  `db:"user_id"`
+		DeliveredAt    *time.Time `db:"delivered_at"`
 		ReadAt         *time.Time `db:"read_at"`
 		AcknowledgedAt *time.Time `db:"acknowledged_at"`
 	}
-	res, _ := q.Query(ctx, `SELECT message_id, user_id, read_at, acknowledged_at FROM message_receipts
-		WHERE message_id = ANY($1) AND (read_at IS NOT NULL OR acknowledged_at IS NOT NULL)`, ids)
+	res, _ := q.Query(ctx, `SELECT message_id, user_id, coalesce(delivered_at, read_at, acknowledged_at) AS delivered_at,
+			read_at, acknowledged_at
+		FROM message_receipts
+		WHERE message_id = ANY($1) AND (delivered_at IS NOT NULL OR read_at IS NOT NULL OR acknowledged_at IS NOT NULL)`, ids)
 	receipts, err := pgx.CollectRows(res, pgx.RowToStructByName[receiptRow])
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, r := range rows {
 		of := 0
@@ -103,10 +109,13 @@ func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (
 				of++
 			}
 		}
-		rt, at := Tally{Of: of, Users: []Mark{}}, Tally{Of: of, Users: []Mark{}}
+		rt, dt, at := Tally{Of: of, Users: []Mark{}}, Tally{Of: of, Users: []Mark{}}, Tally{Of: of, Users: []Mark{}}
 		for _, rc := range receipts {
 			if rc.MessageID != r.ID || !a.isFor(r, rc.UserID) {
 				continue
+			}
+			if rc.DeliveredAt != nil {
+				dt.Users = append(dt.Users, Mark{UserID: rc.UserID, At: *rc.DeliveredAt})
 			}
 			if rc.ReadAt != nil {
 				rt.Users = append(rt.Users, Mark{UserID: rc.UserID, At: *rc.ReadAt})
@@ -115,13 +124,13 @@ func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (
 				at.Users = append(at.Users, Mark{UserID: rc.UserID, At: *rc.AcknowledgedAt})
 			}
 		}
-		for _, t := range []*Tally{&rt, &at} {
+		for _, t := range []*Tally{&rt, &dt, &at} {
 			slices.SortFunc(t.Users, func(x, y Mark) int { return x.At.Compare(y.At) })
 			t.Count = len(t.Users)
 		}
-		read[r.ID], acks[r.ID] = rt, at
+		read[r.ID], delivered[r.ID], acks[r.ID] = rt, dt, at
 	}
-	return read, acks, nil
+	return read, delivered, acks, nil
 }
 
 // MarkRead marks every message of the thread the caller can see, up to and

@@ -150,3 +150,49 @@ func TestDeliveredNeedsMembership(t *testing.T) {
 		t.Errorf("delivered to %v, want only ben (not the author, not a non-member)", got)
 	}
 }
+
+// TestDeliveryReceipts: a message shows whose devices received it, out of
+// its audience, apart from who read it; reading counts as delivery.
+func TestDeliveryReceipts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana := e.user("Dr Ana", "physician")
+	ben, cat, dan := e.user("Ben RN", "nurse"), e.user("Cat RN", "nurse"), e.user("Dan RN", "nurse")
+	th := e.group(ana, true, ben, cat, dan)
+	m := e.post(ana, th, "bed 12 is back from CT")
+	if m.DeliveredTo.Of != 3 || m.DeliveredTo.Count != 0 {
+		t.Fatalf("new message delivered to %+v, want 0 of 3", m.DeliveredTo)
+	}
+	// Ben's stream carries it (the server records it with Delivered); Cat
+	// reads the thread without it having been delivered first.
+	if err := e.store.Delivered(e.ctx, ben.User.ID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.MarkRead(e.ctx, cat, th.ID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.store.Message(e.ctx, ana, th.ID, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to []uuid.UUID
+	for _, u := range got.DeliveredTo.Users {
+		to = append(to, u.UserID)
+	}
+	slices.SortFunc(to, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	want := ids(ben, cat)
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	if got.DeliveredTo.Count != 2 || got.DeliveredTo.Of != 3 || !slices.Equal(to, want) {
+		t.Errorf("delivered to %+v, want Ben and Cat of 3", got.DeliveredTo)
+	}
+	if got.ReadBy.Count != 1 || got.ReadBy.Users[0].UserID != cat.User.ID {
+		t.Errorf("read by %+v, want Cat only", got.ReadBy)
+	}
+	// The author's own receipt would not count: the audience excludes them.
+	if err := e.store.Delivered(e.ctx, ana.User.ID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = e.store.Message(e.ctx, ana, th.ID, m.ID); err != nil || got.DeliveredTo.Count != 2 {
+		t.Errorf("after the author's own delivery: %+v %v", got.DeliveredTo, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/oncall"
 )
 
 // Kind is what a thread is about.
@@ -95,6 +96,12 @@ type NewThread struct {
 	// Whether people added later see what was said before they joined
 	// (default true). A thread where that would overshare sets false.
 	HistoryForNewMembers *bool `json:"history_for_new_members,omitempty"`
+	// ScheduleID makes a group of everyone on an on-call schedule (see
+	// oncall.People) besides MemberIDs, for a broadcast such as "need a
+	// nurse for the 19:00 shift on 4 West" posted with ack_required. Only
+	// active nurses and physicians on it join; the name defaults to the
+	// schedule's.
+	ScheduleID *uuid.UUID `json:"schedule_id,omitempty"`
 }
 
 // Limits on threads.
@@ -126,7 +133,10 @@ func (in *NewThread) validate(creator uuid.UUID) ([]uuid.UUID, error) {
 			return nil, err
 		}
 	case Group:
-		if in.Name == "" {
+		if in.ScheduleID != nil && *in.ScheduleID == uuid.Nil {
+			return nil, callroom.Invalid("schedule_id", "is the nil id")
+		}
+		if in.Name == "" && in.ScheduleID == nil {
 			return nil, callroom.Invalid("name", "is required for a group thread")
 		}
 	case Direct:
@@ -139,6 +149,9 @@ func (in *NewThread) validate(creator uuid.UUID) ([]uuid.UUID, error) {
 		if in.HistoryForNewMembers != nil {
 			return nil, callroom.Invalid("history_for_new_members", "a direct thread never gets new members")
 		}
+	}
+	if in.Kind != Group && in.ScheduleID != nil {
+		return nil, callroom.Invalid("schedule_id", "is only for group threads")
 	}
 	if in.Kind != Patient {
 		if in.PatientRef != "" {
@@ -217,6 +230,12 @@ func (s *Store) CreateThread(ctx context.Context, who auth.Principal, in NewThre
 		if err := checkInvitees(ctx, tx, "member_ids", members[1:]); err != nil {
 			return err
 		}
+		if in.ScheduleID != nil {
+			var err error
+			if members, err = s.addSchedulePeople(ctx, tx, &in, members); err != nil {
+				return err
+			}
+		}
 		var id uuid.UUID
 		if in.Kind == Direct {
 			lo, hi := orderedPair(members[0], members[1])
@@ -250,7 +269,7 @@ func (s *Store) CreateThread(ctx context.Context, who auth.Principal, in NewThre
 			return err
 		}
 		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.create", ObjectType: "thread", ObjectID: id.String(),
-			PatientRef: in.PatientRef, Details: map[string]any{"kind": in.Kind, "members": len(members)}}); err != nil {
+			PatientRef: in.PatientRef, Details: threadDetails(in, len(members))}); err != nil {
 			return err
 		}
 		if err := announce(ctx, tx, id, EventThreadUpdated, threadEvent{ThreadID: id}); err != nil {
@@ -476,7 +495,7 @@ func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []T
 		if err != nil {
 			return err
 		}
-		read, _, err := tallies(ctx, q, a, last)
+		read, _, _, err := tallies(ctx, q, a, last)
 		if err != nil {
 			return err
 		}
@@ -493,4 +512,44 @@ func visibleSQL(u string) string {
 	return `(t.history_for_new_members OR EXISTS (SELECT 1 FROM thread_members vp
 		WHERE vp.thread_id = m.thread_id AND vp.user_id = ` + u + `
 		  AND vp.joined_at <= m.created_at AND (vp.left_at IS NULL OR m.created_at < vp.left_at)))`
+}
+
+// addSchedulePeople adds to members the active nurses and physicians on
+// in.ScheduleID, and names the group after the schedule when in has no name.
+func (s *Store) addSchedulePeople(ctx context.Context, tx pgx.Tx, in *NewThread, members []uuid.UUID) ([]uuid.UUID, error) {
+	name, people, err := oncall.People(ctx, tx, *in.ScheduleID, time.Now())
+	if errors.Is(err, callroom.ErrNotFound) {
+		return nil, callroom.Invalid("schedule_id", "no such schedule")
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, _ := tx.Query(ctx, `SELECT id FROM unnest($1::uuid[]) WITH ORDINALITY AS p (id, ord)
+		WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = p.id AND u.active AND u.roles && ARRAY['nurse', 'physician'])
+		ORDER BY ord`, people)
+	clinicians, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, err
+	}
+	if len(clinicians) == 0 {
+		return nil, callroom.Invalid("schedule_id", "has no active nurse or physician on it")
+	}
+	for _, id := range clinicians {
+		if !slices.Contains(members, id) {
+			members = append(members, id)
+		}
+	}
+	if in.Name == "" {
+		in.Name = name
+	}
+	return members, nil
+}
+
+// threadDetails is what the audit event of a new thread says about it.
+func threadDetails(in NewThread, members int) map[string]any {
+	d := map[string]any{"kind": in.Kind, "members": members}
+	if in.ScheduleID != nil {
+		d["schedule_id"] = in.ScheduleID.String()
+	}
+	return d
 }

@@ -129,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Pages.ThreadMember = inbox.PageThreadMember
 	s.Pages.Observe = s.Metrics
+	s.Pages.ThreadMembers = inbox.PageThreadMembers
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
