@@ -16,6 +16,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
@@ -31,6 +32,8 @@ type Server struct {
 	Pages    *escalation.Store
 	Contacts *notify.Store
 	Inbox    *inbox.Store
+	// FHIR receives the EHR's subscription notifications (nil: no EHR).
+	FHIR *fhir.Store
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
@@ -56,6 +59,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
+	s.fhirRoutes(r)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Post("/auth/login", s.login)

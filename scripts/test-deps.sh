@@ -5,8 +5,18 @@ set -euo pipefail
 
 need=()
 /usr/bin/python3 -c 'import icalendar' 2>/dev/null || need+=(python3-icalendar)
+# The test FHIR engine (scripts/fhir-engine) runs on Node with Medplum's packages.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+fhir_engine() {
+  local dir; dir="$(dirname "$0")/fhir-engine"
+  if [ ! -d "$dir/node_modules/@medplum/fhir-router" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "test-deps: installing the test FHIR engine's npm packages" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+}
 
-if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ ${#need[@]} -eq 0 ]; then fhir_engine; exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test-deps: missing Debian packages: ${need[*]} (install them with apt-get as root)" >&2
   exit 1
@@ -15,3 +25,4 @@ echo "test-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fhir_engine

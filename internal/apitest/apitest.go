@@ -19,6 +19,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
@@ -47,6 +48,8 @@ type Options struct {
 	// Setup, when set, adjusts the built server before it starts serving
 	// (e.g. escalation.Store's delivery retry knobs).
 	Setup func(*server.Server)
+	// FHIR connects the instance to an EHR (server.Config.FHIR).
+	FHIR *fhir.Config
 }
 
 type lockedWriter struct {
@@ -85,6 +88,7 @@ func Start(t testing.TB, opt ...Options) *Instance {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond, MasterKeys: mk}
+	cfg.FHIR = o.FHIR
 	if o.SMTPRelay != "" {
 		cfg.SMTPRelay, cfg.SMTPFrom = o.SMTPRelay, "callroom@callroom.test"
 	}

