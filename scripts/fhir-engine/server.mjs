@@ -16,7 +16,8 @@
 //
 // Channel headers ("Name: value") are sent with every notification.
 // Test controls live under /$test/: down (answer 503 to everything),
-// heartbeat, skip (burn event numbers to make a gap), sent (what was sent and
+// heartbeat, skip (burn event numbers), drop (lose the next notifications
+// of a subscription, counted: a gap), sent (what was sent and
 // the answers), flush (wait for notifications in flight).
 //
 // Usage: node server.mjs [port]; prints "listening <port>" when ready.
@@ -52,7 +53,7 @@ const BACKPORT_CONTENT = 'http://hl7.org/fhir/uv/subscriptions-backport/Structur
 
 const router = new FhirRouter();
 const repo = new MemoryRepository();
-const state = { down: 0, sent: [], inflight: new Set(), events: new Map() };
+const state = { down: 0, sent: [], inflight: new Set(), events: new Map(), drop: new Map() };
 
 const json = (res, status, body, extra = {}) => {
   res.writeHead(status, { 'content-type': 'application/fhir+json', ...extra });
@@ -131,6 +132,13 @@ function sendBackport(sub, type, resource) {
   if (type === 'event-notification') {
     n += 1;
     state.events.set(sub.id, n);
+    const drop = state.drop.get(sub.id) ?? 0;
+    if (drop > 0) {
+      // Lost on the way (the test makes a gap the receiver must recover).
+      state.drop.set(sub.id, drop - 1);
+      state.sent.push({ subscription: sub.id, flavor: 'backport', note: 'dropped event ' + n, status: 0 });
+      return Promise.resolve();
+    }
   }
   const content = ext(sub.channel?.payload ? sub.channel : {}, BACKPORT_CONTENT)?.valueCode
     ?? ext(sub.channel ?? {}, BACKPORT_CONTENT)?.valueCode
@@ -189,6 +197,9 @@ async function control(name, req, res, body) {
     case 'flush':
       await Promise.all([...state.inflight]);
       return json(res, 200, { sent: state.sent.length });
+    case 'drop':
+      state.drop.set(body.subscription, body.count ?? 1);
+      return json(res, 200, {});
     case 'heartbeat':
     case 'skip': {
       const sub = await repo.readResource('Subscription', body.subscription);
