@@ -94,6 +94,9 @@ type Config struct {
 	// Endpoint is callroom's public base for callbacks, e.g.
 	// https://callroom.example.org; hooks are at Endpoint + /fhir/hooks/{name}.
 	Endpoint string
+	// IdentifierSystem is the system of the identifiers on Communications
+	// callroom writes (default IdentifierSystem).
+	IdentifierSystem string
 }
 
 // Check reports the first configuration mistake.

@@ -303,8 +303,15 @@ func (s *Store) applyEncounter(ctx context.Context, r *resolver, raw json.RawMes
 			}
 			note = fmt.Sprintf("%s %s: thread open, +%d -%d members", ref, status, added, removed)
 		case ending && threadID != uuid.Nil:
-			if _, err := s.inbox.ArchiveThread(ctx, tx, threadID); err != nil {
+			archived, err := s.inbox.ArchiveThread(ctx, tx, threadID)
+			if err != nil {
 				return err
+			}
+			if archived {
+				// The conversation goes into the patient's record.
+				if err := s.queueWriteBack(ctx, tx, "thread", threadID, "archived"); err != nil {
+					return err
+				}
 			}
 			note = fmt.Sprintf("%s %s: thread archived", ref, status)
 		default:

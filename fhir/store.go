@@ -30,6 +30,9 @@ type Store struct {
 	river  *worker.Client
 	log    *slog.Logger
 	now    func() time.Time
+	// RetryBase is a write-back's first retry delay, doubled each attempt
+	// up to 30 minutes (default 5 s; tests shorten it before serving).
+	RetryBase time.Duration
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).

@@ -71,3 +71,20 @@ CREATE TABLE fhir_unmatched_practitioners (
     first_seen_at    timestamptz NOT NULL DEFAULT now(),
     last_seen_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- Summaries written back to the EHR as Communication resources: one per page
+-- settled (acknowledged, resolved, unanswered), per thread archived, per
+-- thread and day (digest). The unique key makes queuing twice harmless; the
+-- Communication's identifier (callroom's system, this row's id) makes a
+-- retried create harmless on the EHR's side (If-None-Exist).
+CREATE TABLE fhir_writebacks (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    kind       text NOT NULL CHECK (kind IN ('page', 'thread', 'digest')),
+    object_id  uuid NOT NULL,
+    event      text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz,
+    fhir_ref   text,
+    last_error text CHECK (length(last_error) <= 500),
+    UNIQUE (kind, object_id, event)
+);

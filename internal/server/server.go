@@ -140,6 +140,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
 		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
+		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
+		s.Pages.PageSettled = s.FHIR.PageSettled
 	}
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,

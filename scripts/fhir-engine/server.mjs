@@ -190,7 +190,9 @@ async function notify(resource, interaction) {
 async function control(name, req, res, body) {
   switch (name) {
     case 'down':
+      // after: do the work, then answer the error (the answer is lost).
       state.down = body.down ? body.status ?? 503 : 0;
+      state.after = !!body.after;
       return json(res, 200, { down: state.down });
     case 'sent':
       return json(res, 200, state.sent);
@@ -255,7 +257,9 @@ const server = createServer(async (req, res) => {
       }
     }
     if (url.pathname.startsWith('/$test/')) return await control(url.pathname.slice(7), req, res, body ?? {});
-    if (state.down) return json(res, state.down, outcome('transient', 'server down for the test'));
+    // The test's own reads (X-Test-Bypass) see the server up.
+    const down = req.headers['x-test-bypass'] ? 0 : state.down;
+    if (down && !state.after) return json(res, down, outcome('transient', 'server down for the test'));
     const auth = req.headers.authorization;
     if (process.env.FHIR_ENGINE_TOKEN && auth !== 'Bearer ' + process.env.FHIR_ENGINE_TOKEN) {
       return json(res, 401, outcome('login', 'bearer token required'));
@@ -273,6 +277,7 @@ const server = createServer(async (req, res) => {
       repo,
     );
     const status = getStatus(oo);
+    if (down) return json(res, down, outcome('transient', 'the answer was lost for the test'));
     if (status >= 400) return json(res, status, oo);
     if (resource && (status === 201 || (req.method === 'PUT' && status === 200))) {
       notify(resource, status === 201 ? 'create' : 'update').catch((e) => console.error('notify', e));
