@@ -41,6 +41,12 @@ func TestEncounterOpensAndArchivesThread(t *testing.T) {
 			if len(un) != 1 || un[0].PractitionerRef != strangerRef || un[0].NPI != "1999999999" {
 				t.Fatalf("unmatched = %+v, want only %s", un, strangerRef)
 			}
+			admin := e.in.User("Admin", "admin")
+			list := admin.Must(200, "GET", "/api/v1/fhir/unmatched-practitioners", nil)["practitioners"].([]any)
+			if len(list) != 1 || list[0].(map[string]any)["practitioner_ref"] != strangerRef {
+				t.Fatalf("unmatched practitioners = %v", list)
+			}
+			nurseB.Must(403, "GET", "/api/v1/fhir/unmatched-practitioners", nil)
 			// The members see it through the API.
 			r := drA.Must(200, "GET", "/api/v1/threads/"+thread.String(), nil)
 			if r["patient_ref"] != pat || r["encounter_ref"] != encRef {

@@ -71,14 +71,16 @@ func SubscriptionResource(sub Subscription, endpoint string) (map[string]any, er
 }
 
 // Subscribe registers every configured subscription on the EHR; one already
-// registered (same endpoint) is left as it is.
-func (s *Store) Subscribe(ctx context.Context) ([]string, error) {
-	if s.cfg.Endpoint == "" {
+// registered (same endpoint) is left as it is. It returns the Subscriptions'
+// references.
+func Subscribe(ctx context.Context, cfg Config) ([]string, error) {
+	if cfg.Endpoint == "" {
 		return nil, fmt.Errorf("fhir: callroom's public URL (the callback endpoint) is not configured")
 	}
-	var ids []string
-	for _, sub := range s.cfg.Subscriptions {
-		r, err := SubscriptionResource(sub, s.cfg.Endpoint)
+	c := NewClient(cfg)
+	var refs []string
+	for _, sub := range cfg.Subscriptions {
+		r, err := SubscriptionResource(sub, cfg.Endpoint)
 		if err != nil {
 			return nil, err
 		}
@@ -86,11 +88,11 @@ func (s *Store) Subscribe(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		id, err := s.client.Create(ctx, "Subscription", body, "url="+url.QueryEscape(HookURL(s.cfg.Endpoint, sub)))
+		id, err := c.Create(ctx, "Subscription", body, "url="+url.QueryEscape(HookURL(cfg.Endpoint, sub)))
 		if err != nil {
 			return nil, fmt.Errorf("registering subscription %s: %w", sub.Name, err)
 		}
-		ids = append(ids, "Subscription/"+id)
+		refs = append(refs, "Subscription/"+id)
 	}
-	return ids, nil
+	return refs, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/fhir"
 )
 
@@ -80,4 +81,22 @@ func writeOutcome(w http.ResponseWriter, status int, code, diagnostics string) {
 		"resourceType": "OperationOutcome",
 		"issue":        []map[string]any{{"severity": "error", "code": code, "diagnostics": diagnostics}},
 	})
+}
+
+// unmatchedPractitioners lists practitioners the EHR named that matched no
+// user (by NPI nor email), for administrators to create or fix accounts.
+func (s *Server) unmatchedPractitioners(w http.ResponseWriter, r *http.Request) {
+	if !s.allow(w, r, auth.ManageUsers) {
+		return
+	}
+	out := []fhir.Unmatched{}
+	if s.FHIR != nil {
+		list, err := s.FHIR.Unmatched(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, list...)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"practitioners": out})
 }

@@ -73,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			r.Get("/fhir/unmatched-practitioners", s.unmatchedPractitioners)
 			for _, f := range s.extra {
 				f(r)
 			}

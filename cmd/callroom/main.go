@@ -29,6 +29,7 @@ Usage:
   callroom user add --email E --name N --role ROLE[,ROLE] [--npi NPI] [--time-zone TZ] [--password-stdin]
   callroom token create --email E [--name N]
   callroom keys init|rotate|rewrap [--file PATH]
+  callroom fhir subscribe [--config FILE] [--public-url URL]
 
 Roles: nurse, physician, scheduler, admin, auditor.
 Run 'callroom COMMAND -h' for a command's flags. Configuration is read from
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return errors.New("usage: callroom token create --email E [--name N]")
 		}
 		return tokenCreate(ctx, rest[1:], stdout, stderr)
+	case "fhir":
+		return fhirCommand(ctx, rest, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
@@ -28,6 +29,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("master key: %w (create one with 'callroom keys init --file PATH' and set CALLROOM_MASTER_KEY_FILE)", err)
 	}
+	var ehr *fhir.Config
+	subscribe := false
+	if path := os.Getenv("CALLROOM_FHIR_CONFIG"); path != "" {
+		c, sub, err := fhir.LoadConfig(path, cfg.publicURL)
+		if err != nil {
+			return err
+		}
+		ehr, subscribe = &c, sub
+	}
 	pool, err := pg.Open(ctx, cfg.databaseURL, pg.Options{MaxConns: int32(cfg.dbMaxConns)})
 	if err != nil {
 		return err
@@ -37,6 +47,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
+		FHIR: ehr,
 	})
 	if err != nil {
 		return err
@@ -47,6 +58,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo data: %w", err)
 		}
 		printDemo(stderr, cfg.publicURL, logins)
+	}
+	if subscribe {
+		// An EHR that is down must not keep paging from starting.
+		if refs, err := fhir.Subscribe(ctx, *ehr); err != nil {
+			log.Warn("registering FHIR subscriptions failed; run 'callroom fhir subscribe' later", "err", err.Error())
+		} else {
+			log.Info("FHIR subscriptions registered", "count", len(refs))
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
