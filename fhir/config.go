@@ -23,6 +23,9 @@ const (
 	// Medplum: the bare resource POSTed, with X-Medplum-* headers and an
 	// X-Signature (hex HMAC-SHA256 of the body).
 	Medplum Flavor = "medplum"
+	// Poll: for EHRs without subscriptions, callroom searches with
+	// _lastUpdated every Interval. Nothing calls back.
+	Poll Flavor = "poll"
 )
 
 // Subscription is one subscription callroom registers on the EHR and
@@ -44,8 +47,11 @@ type Subscription struct {
 	// Content is what a Backport notification carries: id-only (default;
 	// callroom reads each resource) or full-resource.
 	Content string `json:"content,omitempty"`
-	// Heartbeat is the Backport heartbeat period; a longer silence is noted.
+	// Heartbeat is the Backport heartbeat period; a silence longer than two
+	// is noted as missed and changes are searched, in case events were lost.
 	Heartbeat time.Duration `json:"heartbeat,omitempty"`
+	// Interval is how often a Poll subscription searches (default 1 min).
+	Interval time.Duration `json:"interval,omitempty"`
 }
 
 var subscriptionName = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,63}$`)
@@ -64,13 +70,13 @@ func (s Subscription) check() error {
 	if !subscriptionName.MatchString(s.Name) {
 		return fmt.Errorf("fhir subscription %q: name must be 1-64 lowercase letters, digits and '-'", s.Name)
 	}
-	if !slices.Contains([]Flavor{RestHookEmpty, RestHookPayload, Backport, Medplum}, s.Flavor) {
-		return fmt.Errorf("fhir subscription %s: flavor must be rest-hook-empty, rest-hook-payload, backport or medplum", s.Name)
+	if !slices.Contains([]Flavor{RestHookEmpty, RestHookPayload, Backport, Medplum, Poll}, s.Flavor) {
+		return fmt.Errorf("fhir subscription %s: flavor must be rest-hook-empty, rest-hook-payload, backport, medplum or poll", s.Name)
 	}
 	if !slices.Contains(handledTypes, s.ResourceType()) {
 		return fmt.Errorf("fhir subscription %s: criteria must watch Encounter or CareTeam", s.Name)
 	}
-	if len(s.Secret) < 16 {
+	if len(s.Secret) < 16 && s.Flavor != Poll {
 		return fmt.Errorf("fhir subscription %s: secret must be at least 16 characters", s.Name)
 	}
 	if s.Flavor == Backport && s.Topic == "" {
@@ -91,6 +97,8 @@ type Config struct {
 	// Timeout bounds every call to the EHR (default 10 s).
 	Timeout       time.Duration
 	Subscriptions []Subscription
+	// Tick is how often callroom checks polls and heartbeats (default 10 s).
+	Tick time.Duration
 	// Endpoint is callroom's public base for callbacks, e.g.
 	// https://callroom.example.org; hooks are at Endpoint + /fhir/hooks/{name}.
 	Endpoint string

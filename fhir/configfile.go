@@ -30,6 +30,7 @@ type fileSubscription struct {
 	Secret       string `json:"secret"`
 	SecretHeader string `json:"secret_header"`
 	Heartbeat    string `json:"heartbeat"`
+	Interval     string `json:"interval"`
 }
 
 // LoadConfig reads a configuration file; endpoint (callroom's public URL)
@@ -57,6 +58,11 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 		if s.Heartbeat != "" {
 			if sub.Heartbeat, err = time.ParseDuration(s.Heartbeat); err != nil || sub.Heartbeat <= 0 {
 				return Config{}, false, fmt.Errorf("fhir config %s: subscription %s: heartbeat %q: want a duration such as 60s", path, s.Name, s.Heartbeat)
+			}
+		}
+		if s.Interval != "" {
+			if sub.Interval, err = time.ParseDuration(s.Interval); err != nil || sub.Interval < time.Second {
+				return Config{}, false, fmt.Errorf("fhir config %s: subscription %s: interval %q: want a duration of at least 1s", path, s.Name, s.Interval)
 			}
 		}
 		cfg.Subscriptions = append(cfg.Subscriptions, sub)

@@ -106,3 +106,21 @@ func TestBackportGapRecovered(t *testing.T) {
 		t.Fatal("heartbeat not noted")
 	}
 }
+
+// Polling, for EHRs without subscriptions: changes are read with
+// _lastUpdated every interval.
+func TestPolling(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "poll", Flavor: fhir.Poll, Criteria: "Encounter", Interval: time.Second})
+	drA, prA := e.clinician("Dr A", "physician", true)
+	pat := e.patient()
+	enc := e.ehr.Create(encounter(pat, "arrived", "EMER", prA))
+	encRef := "Encounter/" + enc["id"].(string)
+	eventually(t, "the ED arrival's thread", func() bool {
+		id, _, m := e.threadOf(pat, encRef)
+		return id != uuid.Nil && sameMembers(m, drA.User.ID)
+	})
+	enc["status"] = "cancelled"
+	e.ehr.Update(enc)
+	eventually(t, "the thread archived", func() bool { _, archived, _ := e.threadOf(pat, encRef); return archived })
+}

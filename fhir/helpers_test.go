@@ -28,9 +28,13 @@ type env struct {
 func start(t *testing.T, subs ...fhir.Subscription) *env {
 	t.Helper()
 	ehr := fhirtest.Start(t)
-	in := apitest.Start(t, apitest.Options{FHIR: &fhir.Config{BaseURL: ehr.URL, Subscriptions: subs, Timeout: 5 * time.Second}})
+	in := apitest.Start(t, apitest.Options{FHIR: &fhir.Config{BaseURL: ehr.URL, Subscriptions: subs, Timeout: 5 * time.Second,
+		Tick: 200 * time.Millisecond}})
 	e := &env{t: t, in: in, ehr: ehr}
 	for _, s := range subs {
+		if s.Flavor == fhir.Poll {
+			continue
+		}
 		r, err := fhir.SubscriptionResource(s, in.URL)
 		if err != nil {
 			t.Fatal(err)

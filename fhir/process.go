@@ -91,7 +91,7 @@ func (s *Store) process(ctx context.Context, id uuid.UUID) error {
 	switch n.Flavor {
 	case RestHookPayload, Medplum:
 		resources = []json.RawMessage{body}
-	case RestHookEmpty:
+	case RestHookEmpty, Poll:
 		if resources, err = s.changedSince(ctx, sub); err != nil {
 			return err
 		}

@@ -67,6 +67,8 @@ func (s *Store) Accept(ctx context.Context, in Incoming) (Answer, error) {
 	}
 	n := notification{subscription: sub, body: in.Body}
 	switch sub.Flavor {
+	case Poll:
+		return Answer{}, reject(404, "not-found", "subscription %q is polled; nothing calls it back", sub.Name)
 	case RestHookEmpty:
 		if in.Method != "POST" || in.Path != "" {
 			return Answer{}, reject(405, "not-supported", "a rest-hook without payload is an empty POST to the subscription's endpoint")

@@ -29,6 +29,9 @@ func SubscriptionResource(sub Subscription, endpoint string) (map[string]any, er
 	if err := sub.check(); err != nil {
 		return nil, err
 	}
+	if sub.Flavor == Poll {
+		return nil, fmt.Errorf("fhir subscription %s: a polled subscription is not registered on the EHR", sub.Name)
+	}
 	channel := map[string]any{"type": "rest-hook", "endpoint": HookURL(endpoint, sub)}
 	header := sub.SecretHeader
 	if header == "" {
@@ -80,6 +83,10 @@ func Subscribe(ctx context.Context, cfg Config) ([]string, error) {
 	c := NewClient(cfg)
 	var refs []string
 	for _, sub := range cfg.Subscriptions {
+		if sub.Flavor == Poll {
+			refs = append(refs, "(polled)")
+			continue
+		}
 		r, err := SubscriptionResource(sub, cfg.Endpoint)
 		if err != nil {
 			return nil, err

@@ -13,7 +13,7 @@ ALTER TABLE threads ADD COLUMN archived_at timestamptz;
 CREATE TABLE fhir_notifications (
     id            uuid PRIMARY KEY,
     subscription  text NOT NULL CHECK (length(subscription) BETWEEN 1 AND 64),
-    flavor        text NOT NULL CHECK (flavor IN ('rest-hook-empty', 'rest-hook-payload', 'backport', 'medplum')),
+    flavor        text NOT NULL CHECK (flavor IN ('rest-hook-empty', 'rest-hook-payload', 'backport', 'medplum', 'poll')),
     -- SHA-256 of method, path and body: the same notification sent twice.
     digest        bytea NOT NULL,
     resource_type text NOT NULL DEFAULT '',

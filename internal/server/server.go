@@ -141,11 +141,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
 		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
+		river.AddWorker(workers, &fhir.TickWorker{Store: s.FHIR})
 		s.Pages.PageSettled = s.FHIR.PageSettled
+	}
+	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()}
+	if s.FHIR != nil {
+		periodic = append(periodic, fhir.TickPeriodic(*cfg.FHIR))
 	}
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic:       []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()},
+		Periodic:       periodic,
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
