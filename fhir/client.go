@@ -17,9 +17,10 @@ import (
 
 // Client talks to the EHR's FHIR server. Every call has a timeout.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base   string
+	token  string
+	tokens *tokenSource // SMART Backend Services, when configured
+	http   *http.Client
 }
 
 // NewClient returns a client for cfg.
@@ -28,7 +29,11 @@ func NewClient(cfg Config) *Client {
 	if t <= 0 {
 		t = 10 * time.Second
 	}
-	return &Client{base: strings.TrimRight(cfg.BaseURL, "/"), token: cfg.BearerToken, http: &http.Client{Timeout: t}}
+	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), token: cfg.BearerToken, http: &http.Client{Timeout: t}}
+	if cfg.SMART != nil {
+		c.tokens = &tokenSource{cfg: *cfg.SMART, base: c.base, http: c.http, now: time.Now}
+	}
+	return c
 }
 
 // maxResource bounds what callroom reads or accepts as one resource or page.
@@ -51,6 +56,18 @@ func (e *ServerError) Temporary() bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, header http.Header) (int, http.Header, []byte, error) {
+	status, h, data, err := c.try(ctx, method, path, body, header)
+	if status == http.StatusUnauthorized && c.tokens != nil {
+		// The token was revoked or expired early: get a new one, once.
+		c.tokens.forget(c.lastToken(h))
+		status, h, data, err = c.try(ctx, method, path, body, header)
+	}
+	return status, h, data, err
+}
+
+func (c *Client) lastToken(h http.Header) string { return h.Get("X-Callroom-Token-Used") }
+
+func (c *Client) try(ctx context.Context, method, path string, body []byte, header http.Header) (int, http.Header, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -66,8 +83,14 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, heade
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	token := c.token
+	if c.tokens != nil {
+		if token, err = c.tokens.Token(ctx); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -87,6 +110,8 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, heade
 		return 0, nil, nil, fmt.Errorf("fhir: answer to %s %s is larger than 5 MiB", method, strings.SplitN(path, "?", 2)[0])
 	}
 	if resp.StatusCode >= 300 {
+		// Remember which token was refused, so only that one is forgotten.
+		resp.Header.Set("X-Callroom-Token-Used", token)
 		return resp.StatusCode, resp.Header, data, &ServerError{Status: resp.StatusCode, Outcome: outcomeText(data)}
 	}
 	return resp.StatusCode, resp.Header, data, nil

@@ -94,6 +94,8 @@ type Config struct {
 	BaseURL string
 	// BearerToken, when set, is sent on every request (a static token).
 	BearerToken string
+	// SMART, when set, gets tokens by SMART Backend Services instead.
+	SMART *SMART
 	// Timeout bounds every call to the EHR (default 10 s).
 	Timeout       time.Duration
 	Subscriptions []Subscription

@@ -60,6 +60,9 @@ func TestConfigFileMistakes(t *testing.T) {
 		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "medplum", "criteria": "Patient", "secret": "` + secret + `"}]}`, "Encounter or CareTeam"},
 		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "medplum", "criteria": "Encounter", "secret": "short"}]}`, "at least 16"},
 		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "backport", "criteria": "Encounter", "secret": "` + secret + `"}]}`, "topic"},
+		{`{"base_url": "http://x", "smart": {"client_id": "c"}}`, "private_key_file"},
+		{`{"base_url": "http://x", "smart": {"client_id": "c", "private_key_file": "/nonexistent.pem"}}`, "smart key"},
+		{`{"base_url": "http://x", "bearer_token": "t", "smart": {"client_id": "c", "private_key_file": "k"}}`, "not both"},
 	}
 	for _, c := range cases {
 		_, _, err := fhir.LoadConfig(writeConfig(t, c.text), "")

@@ -19,6 +19,14 @@ type fileConfig struct {
 	// SubscribeOnStart registers the subscriptions when serve starts.
 	SubscribeOnStart bool               `json:"subscribe_on_start"`
 	Subscriptions    []fileSubscription `json:"subscriptions"`
+	// SMART Backend Services (instead of bearer_token).
+	SMART *struct {
+		ClientID       string `json:"client_id"`
+		PrivateKeyFile string `json:"private_key_file"`
+		KeyID          string `json:"key_id"`
+		Scope          string `json:"scope"`
+		TokenURL       string `json:"token_url"`
+	} `json:"smart"`
 }
 
 type fileSubscription struct {
@@ -47,6 +55,19 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 		return Config{}, false, fmt.Errorf("fhir config %s: %w", path, err)
 	}
 	cfg := Config{BaseURL: f.BaseURL, BearerToken: f.BearerToken, Endpoint: endpoint, IdentifierSystem: f.IdentifierSystem}
+	if f.SMART != nil {
+		if f.BearerToken != "" {
+			return Config{}, false, fmt.Errorf("fhir config %s: set bearer_token or smart, not both", path)
+		}
+		if f.SMART.ClientID == "" || f.SMART.PrivateKeyFile == "" {
+			return Config{}, false, fmt.Errorf("fhir config %s: smart needs client_id and private_key_file", path)
+		}
+		key, err := LoadSMARTKey(f.SMART.PrivateKeyFile)
+		if err != nil {
+			return Config{}, false, fmt.Errorf("fhir config %s: smart key: %w", path, err)
+		}
+		cfg.SMART = &SMART{ClientID: f.SMART.ClientID, Key: key, KeyID: f.SMART.KeyID, Scope: f.SMART.Scope, TokenURL: f.SMART.TokenURL}
+	}
 	if f.Timeout != "" {
 		if cfg.Timeout, err = time.ParseDuration(f.Timeout); err != nil || cfg.Timeout <= 0 {
 			return Config{}, false, fmt.Errorf("fhir config %s: timeout %q: want a duration such as 10s", path, f.Timeout)

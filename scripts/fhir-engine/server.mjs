@@ -21,7 +21,7 @@
 // the answers), flush (wait for notifications in flight).
 //
 // Usage: node server.mjs [port]; prints "listening <port>" when ready.
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
 import { createServer } from 'node:http';
 // @medplum/core refers to the WebSocket global when it loads; Node 20 has
 // none (Node 22 does). Nothing here opens a WebSocket.
@@ -53,7 +53,7 @@ const BACKPORT_CONTENT = 'http://hl7.org/fhir/uv/subscriptions-backport/Structur
 
 const router = new FhirRouter();
 const repo = new MemoryRepository();
-const state = { down: 0, sent: [], inflight: new Set(), events: new Map(), drop: new Map() };
+const state = { down: 0, sent: [], inflight: new Set(), events: new Map(), drop: new Map(), smart: null, tokens: new Map(), jtis: new Set(), issued: 0 };
 
 const json = (res, status, body, extra = {}) => {
   res.writeHead(status, { 'content-type': 'application/fhir+json', ...extra });
@@ -199,6 +199,12 @@ async function control(name, req, res, body) {
     case 'flush':
       await Promise.all([...state.inflight]);
       return json(res, 200, { sent: state.sent.length });
+    case 'smart':
+      // SMART Backend Services: register a client's public JWK; from then
+      // on every FHIR request needs a token from /oauth2/token.
+      if (body.client_id) state.smart = { clientId: body.client_id, jwk: body.jwk, lifetime: body.lifetime ?? 300 };
+      if (body.revoke) state.tokens.clear();
+      return json(res, 200, { issued: state.issued });
     case 'drop':
       state.drop.set(body.subscription, body.count ?? 1);
       return json(res, 200, {});
@@ -244,6 +250,45 @@ function validate(r) {
 
 let baseURL = '';
 
+// tokenEndpoint implements client_credentials with a private_key_jwt
+// assertion (RS384 or ES384), as SMART Backend Services asks.
+function tokenEndpoint(text, res) {
+  const form = new URLSearchParams(text);
+  const fail = (error, description) => {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error, error_description: description }));
+  };
+  if (!state.smart) return fail('invalid_client', 'no client registered');
+  if (form.get('grant_type') !== 'client_credentials') return fail('unsupported_grant_type', 'client_credentials only');
+  if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return fail('invalid_client', 'assertion type');
+  const parts = (form.get('client_assertion') ?? '').split('.');
+  if (parts.length !== 3) return fail('invalid_client', 'assertion is not a JWT');
+  const dec = (p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+  let header, claims;
+  try {
+    header = dec(parts[0]);
+    claims = dec(parts[1]);
+  } catch {
+    return fail('invalid_client', 'assertion is not JSON');
+  }
+  if (header.alg !== 'RS384' && header.alg !== 'ES384') return fail('invalid_client', 'alg must be RS384 or ES384');
+  const key = createPublicKey({ key: state.smart.jwk, format: 'jwk' });
+  const ok = verifySignature('sha384', Buffer.from(parts[0] + '.' + parts[1]),
+    header.alg === 'ES384' ? { key, dsaEncoding: 'ieee-p1363' } : key, Buffer.from(parts[2], 'base64url'));
+  if (!ok) return fail('invalid_client', 'bad signature');
+  const now = Date.now() / 1000;
+  if (claims.iss !== state.smart.clientId || claims.sub !== state.smart.clientId) return fail('invalid_client', 'iss/sub');
+  if (claims.aud !== baseURL + '/oauth2/token') return fail('invalid_client', 'aud');
+  if (!(claims.exp > now && claims.exp <= now + 300)) return fail('invalid_client', 'exp');
+  if (!claims.jti || state.jtis.has(claims.jti)) return fail('invalid_client', 'jti reused');
+  state.jtis.add(claims.jti);
+  const token = randomUUID();
+  state.tokens.set(token, Date.now() + state.smart.lifetime * 1000);
+  state.issued++;
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ access_token: token, token_type: 'bearer', expires_in: state.smart.lifetime, scope: form.get('scope') ?? '' }));
+}
+
 const server = createServer(async (req, res) => {
   try {
     const url = new URL(req.url, baseURL);
@@ -253,16 +298,21 @@ const server = createServer(async (req, res) => {
       try {
         body = JSON.parse(text);
       } catch {
-        return json(res, 400, outcome('structure', 'body is not JSON'));
+        if (url.pathname !== '/oauth2/token') return json(res, 400, outcome('structure', 'body is not JSON'));
       }
+    }
+    if (url.pathname === '/oauth2/token') return tokenEndpoint(text, res);
+    if (url.pathname === '/.well-known/smart-configuration') {
+      return json(res, 200, { token_endpoint: baseURL + '/oauth2/token', grant_types_supported: ['client_credentials'],
+        token_endpoint_auth_methods_supported: ['private_key_jwt'], token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'] });
     }
     if (url.pathname.startsWith('/$test/')) return await control(url.pathname.slice(7), req, res, body ?? {});
     // The test's own reads (X-Test-Bypass) see the server up.
     const down = req.headers['x-test-bypass'] ? 0 : state.down;
     if (down && !state.after) return json(res, down, outcome('transient', 'server down for the test'));
-    const auth = req.headers.authorization;
-    if (process.env.FHIR_ENGINE_TOKEN && auth !== 'Bearer ' + process.env.FHIR_ENGINE_TOKEN) {
-      return json(res, 401, outcome('login', 'bearer token required'));
+    if (state.smart && !req.headers['x-test-bypass']) {
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (!(state.tokens.get(token) > Date.now())) return json(res, 401, outcome('login', 'a valid bearer token is required'));
     }
     const parts = url.pathname.split('/').filter(Boolean);
     const direct = (req.method === 'POST' && parts.length === 1) || (req.method === 'PUT' && parts.length === 2);
