@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,44 @@ func (r *resolver) user(ctx context.Context, ref string) (uuid.UUID, error) {
 	if id, ok := r.seen[ref]; ok {
 		return id, nil
 	}
+	if t, _, _ := strings.Cut(ref, "/"); t != "Practitioner" && t != "PractitionerRole" {
+		return uuid.Nil, nil // not a person callroom pages
+	}
+	// A recent match (or non-match) stands: no EHR read.
+	var cached *uuid.UUID
+	err := r.s.db.QueryRow(ctx, `SELECT user_id FROM fhir_practitioner_matches WHERE practitioner_ref = $1 AND checked_at > $2`,
+		ref, r.s.now().Add(-matchFor)).Scan(&cached)
+	if err == nil {
+		id := uuid.Nil
+		if cached != nil {
+			id = *cached
+		}
+		r.seen[ref] = id
+		return id, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, err
+	}
+	id, err := r.lookup(ctx, ref)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var user *uuid.UUID
+	if id != uuid.Nil {
+		user = &id
+	}
+	if _, err := r.s.db.Exec(ctx, `INSERT INTO fhir_practitioner_matches (practitioner_ref, user_id, checked_at) VALUES ($1, $2, now())
+		ON CONFLICT (practitioner_ref) DO UPDATE SET user_id = $2, checked_at = now()`, ref, user); err != nil {
+		return uuid.Nil, err
+	}
+	return id, nil
+}
+
+// matchFor is how long a practitioner's match is reused.
+const matchFor = 5 * time.Minute
+
+// lookup reads the practitioner from the EHR and matches it.
+func (r *resolver) lookup(ctx context.Context, ref string) (uuid.UUID, error) {
 	typ, _, _ := strings.Cut(ref, "/")
 	practitionerRef := ref
 	switch typ {

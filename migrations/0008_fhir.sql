@@ -88,3 +88,13 @@ CREATE TABLE fhir_writebacks (
     last_error text CHECK (length(last_error) <= 500),
     UNIQUE (kind, object_id, event)
 );
+
+-- Which user each practitioner matched (NULL: none), so a burst of
+-- notifications naming the same people does not read each Practitioner from
+-- the EHR every time; re-checked after a few minutes (an account may have
+-- been created or an NPI corrected).
+CREATE TABLE fhir_practitioner_matches (
+    practitioner_ref text PRIMARY KEY,
+    user_id          uuid REFERENCES users (id),
+    checked_at       timestamptz NOT NULL DEFAULT now()
+);
