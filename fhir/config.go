@@ -104,6 +104,9 @@ type Config struct {
 	// Endpoint is callroom's public base for callbacks, e.g.
 	// https://callroom.example.org; hooks are at Endpoint + /fhir/hooks/{name}.
 	Endpoint string
+	// DailyDigest writes each patient thread's messages of the day before
+	// back as one Communication.
+	DailyDigest bool
 	// IdentifierSystem is the system of the identifiers on Communications
 	// callroom writes (default IdentifierSystem).
 	IdentifierSystem string

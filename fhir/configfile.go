@@ -18,6 +18,7 @@ type fileConfig struct {
 	IdentifierSystem string `json:"identifier_system"`
 	// SubscribeOnStart registers the subscriptions when serve starts.
 	SubscribeOnStart bool               `json:"subscribe_on_start"`
+	DailyDigest      bool               `json:"daily_digest"`
 	Subscriptions    []fileSubscription `json:"subscriptions"`
 	// SMART Backend Services (instead of bearer_token).
 	SMART *struct {
@@ -54,7 +55,8 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 	if err := dec.Decode(&f); err != nil {
 		return Config{}, false, fmt.Errorf("fhir config %s: %w", path, err)
 	}
-	cfg := Config{BaseURL: f.BaseURL, BearerToken: f.BearerToken, Endpoint: endpoint, IdentifierSystem: f.IdentifierSystem}
+	cfg := Config{BaseURL: f.BaseURL, BearerToken: f.BearerToken, Endpoint: endpoint, IdentifierSystem: f.IdentifierSystem,
+		DailyDigest: f.DailyDigest}
 	if f.SMART != nil {
 		if f.BearerToken != "" {
 			return Config{}, false, fmt.Errorf("fhir config %s: set bearer_token or smart, not both", path)

@@ -151,3 +151,32 @@ func TestLibraryMarshalIsNotValidFHIR(t *testing.T) {
 		t.Fatalf("the engine accepted the library's Communication: %d %v", status, out)
 	}
 }
+
+// The daily digest: a patient thread with messages that day goes back once,
+// however many times digests are queued.
+func TestDailyDigest(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	drA := e.in.User("Dr A", "physician")
+	pat := e.patient()
+	th := drA.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "patient_ref": pat})
+	thread := uuid.MustParse(th["id"].(string))
+	drA.Must(201, "POST", "/api/v1/threads/"+thread.String()+"/messages", map[string]any{"text": "Family meeting at 3"})
+	today := time.Now().UTC()
+	for i, want := range []int{1, 0} {
+		n, err := e.in.Server.FHIR.QueueDigests(context.Background(), today)
+		if err != nil || n != want {
+			t.Fatalf("run %d: queued %d, %v; want %d", i, n, err, want)
+		}
+	}
+	wb := writebackID(t, e.in, "digest", thread, today.Format(time.DateOnly))
+	eventually(t, "the digest sent", func() bool { s, _ := sentAt(e.in, wb); return s })
+	got := communications(t, e.ehr, wb.String())
+	if len(got) != 1 {
+		t.Fatalf("%d Communications, want 1", len(got))
+	}
+	text := got[0]["payload"].([]any)[0].(map[string]any)["contentString"].(string)
+	if !strings.Contains(text, "Daily digest") || !strings.Contains(text, "Family meeting at 3") {
+		t.Errorf("payload = %q", text)
+	}
+}

@@ -142,11 +142,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
 		river.AddWorker(workers, &fhir.TickWorker{Store: s.FHIR})
+		river.AddWorker(workers, &fhir.DigestWorker{Store: s.FHIR})
 		s.Pages.PageSettled = s.FHIR.PageSettled
 	}
 	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()}
 	if s.FHIR != nil {
-		periodic = append(periodic, fhir.TickPeriodic(*cfg.FHIR))
+		periodic = append(periodic, fhir.TickPeriodic(*cfg.FHIR), fhir.DigestPeriodic())
 	}
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
