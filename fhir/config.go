@@ -96,6 +96,8 @@ type Config struct {
 	BearerToken string
 	// SMART, when set, gets tokens by SMART Backend Services instead.
 	SMART *SMART
+	// Launch, when set, accepts SMART on FHIR EHR launches.
+	Launch *Launch
 	// Timeout bounds every call to the EHR (default 10 s).
 	Timeout       time.Duration
 	Subscriptions []Subscription

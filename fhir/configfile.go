@@ -20,6 +20,11 @@ type fileConfig struct {
 	SubscribeOnStart bool               `json:"subscribe_on_start"`
 	DailyDigest      bool               `json:"daily_digest"`
 	Subscriptions    []fileSubscription `json:"subscriptions"`
+	// SMART on FHIR EHR launch.
+	Launch *struct {
+		ClientID string `json:"client_id"`
+		Scope    string `json:"scope"`
+	} `json:"launch"`
 	// SMART Backend Services (instead of bearer_token).
 	SMART *struct {
 		ClientID       string `json:"client_id"`
@@ -69,6 +74,12 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 			return Config{}, false, fmt.Errorf("fhir config %s: smart key: %w", path, err)
 		}
 		cfg.SMART = &SMART{ClientID: f.SMART.ClientID, Key: key, KeyID: f.SMART.KeyID, Scope: f.SMART.Scope, TokenURL: f.SMART.TokenURL}
+	}
+	if f.Launch != nil {
+		if f.Launch.ClientID == "" {
+			return Config{}, false, fmt.Errorf("fhir config %s: launch needs client_id", path)
+		}
+		cfg.Launch = &Launch{ClientID: f.Launch.ClientID, Scope: f.Launch.Scope}
 	}
 	if f.Timeout != "" {
 		if cfg.Timeout, err = time.ParseDuration(f.Timeout); err != nil || cfg.Timeout <= 0 {

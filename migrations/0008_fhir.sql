@@ -98,3 +98,13 @@ CREATE TABLE fhir_practitioner_matches (
     user_id          uuid REFERENCES users (id),
     checked_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- SMART on FHIR EHR launches in flight: the state sent to the EHR's
+-- authorization server (stored hashed) and the PKCE verifier, so whichever
+-- instance receives the callback finishes the launch, once, within 10 minutes.
+CREATE TABLE fhir_launches (
+    state_hash bytea PRIMARY KEY,
+    verifier   text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    used_at    timestamptz
+);

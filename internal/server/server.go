@@ -138,6 +138,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := cfg.FHIR.Check(); err != nil {
 			return nil, err
 		}
+		if cfg.FHIR.Endpoint == "" {
+			cfg.FHIR.Endpoint = cfg.PublicURL
+		}
 		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
 		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})

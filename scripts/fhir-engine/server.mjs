@@ -21,7 +21,7 @@
 // the answers), flush (wait for notifications in flight).
 //
 // Usage: node server.mjs [port]; prints "listening <port>" when ready.
-import { createHmac, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
 import { createServer } from 'node:http';
 // @medplum/core refers to the WebSocket global when it loads; Node 20 has
 // none (Node 22 does). Nothing here opens a WebSocket.
@@ -53,7 +53,7 @@ const BACKPORT_CONTENT = 'http://hl7.org/fhir/uv/subscriptions-backport/Structur
 
 const router = new FhirRouter();
 const repo = new MemoryRepository();
-const state = { down: 0, sent: [], inflight: new Set(), events: new Map(), drop: new Map(), smart: null, tokens: new Map(), jtis: new Set(), issued: 0 };
+const state = { down: 0, sent: [], inflight: new Set(), events: new Map(), drop: new Map(), smart: null, tokens: new Map(), jtis: new Set(), issued: 0, launches: new Map(), codes: new Map() };
 
 const json = (res, status, body, extra = {}) => {
   res.writeHead(status, { 'content-type': 'application/fhir+json', ...extra });
@@ -205,6 +205,10 @@ async function control(name, req, res, body) {
       if (body.client_id) state.smart = { clientId: body.client_id, jwk: body.jwk, lifetime: body.lifetime ?? 300 };
       if (body.revoke) state.tokens.clear();
       return json(res, 200, { issued: state.issued });
+    case 'launch':
+      // An EHR launch context: the chart the clinician has open.
+      state.launches.set(body.launch, { patient: body.patient, encounter: body.encounter, fhirUser: body.fhirUser });
+      return json(res, 200, {});
     case 'drop':
       state.drop.set(body.subscription, body.count ?? 1);
       return json(res, 200, {});
@@ -252,12 +256,49 @@ let baseURL = '';
 
 // tokenEndpoint implements client_credentials with a private_key_jwt
 // assertion (RS384 or ES384), as SMART Backend Services asks.
+// authorize approves an EHR launch at once (the clinician is signed in to
+// the EHR): authorization code bound to the PKCE challenge and redirect URI.
+function authorize(url, res) {
+  const q = url.searchParams;
+  const ctx = state.launches.get(q.get('launch'));
+  const bad = (why) => json(res, 400, outcome('invalid', why));
+  if (q.get('response_type') !== 'code') return bad('response_type');
+  if (!ctx) return bad('unknown launch');
+  if (q.get('aud') !== baseURL) return bad('aud');
+  if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) return bad('PKCE S256 required');
+  const code = randomUUID();
+  state.codes.set(code, { ctx, challenge: q.get('code_challenge'), clientId: q.get('client_id'), redirectUri: q.get('redirect_uri') });
+  const to = new URL(q.get('redirect_uri'));
+  to.searchParams.set('code', code);
+  to.searchParams.set('state', q.get('state'));
+  res.writeHead(302, { location: to.toString() });
+  res.end();
+}
+
+function authorizationCode(form, res, fail) {
+  const grant = state.codes.get(form.get('code'));
+  state.codes.delete(form.get('code'));
+  if (!grant) return fail('invalid_grant', 'unknown or used code');
+  if (grant.clientId !== form.get('client_id') || grant.redirectUri !== form.get('redirect_uri')) return fail('invalid_grant', 'client or redirect');
+  const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url');
+  if (challenge !== grant.challenge) return fail('invalid_grant', 'PKCE verifier');
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const idToken = b64({ alg: 'RS256', typ: 'JWT' }) + '.' + b64({ iss: baseURL, sub: grant.ctx.fhirUser, aud: grant.clientId,
+    exp: Math.floor(Date.now() / 1000) + 300, fhirUser: baseURL + '/' + grant.ctx.fhirUser }) + '.c2ln';
+  const token = randomUUID();
+  state.tokens.set(token, Date.now() + 300000);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ access_token: token, token_type: 'bearer', expires_in: 300, scope: 'launch openid fhirUser',
+    patient: grant.ctx.patient, encounter: grant.ctx.encounter, id_token: idToken }));
+}
+
 function tokenEndpoint(text, res) {
   const form = new URLSearchParams(text);
   const fail = (error, description) => {
     res.writeHead(400, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error, error_description: description }));
   };
+  if (form.get('grant_type') === 'authorization_code') return authorizationCode(form, res, fail);
   if (!state.smart) return fail('invalid_client', 'no client registered');
   if (form.get('grant_type') !== 'client_credentials') return fail('unsupported_grant_type', 'client_credentials only');
   if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return fail('invalid_client', 'assertion type');
@@ -302,8 +343,11 @@ const server = createServer(async (req, res) => {
       }
     }
     if (url.pathname === '/oauth2/token') return tokenEndpoint(text, res);
+    if (url.pathname === '/oauth2/authorize') return authorize(url, res);
     if (url.pathname === '/.well-known/smart-configuration') {
-      return json(res, 200, { token_endpoint: baseURL + '/oauth2/token', grant_types_supported: ['client_credentials'],
+      return json(res, 200, { token_endpoint: baseURL + '/oauth2/token', authorization_endpoint: baseURL + '/oauth2/authorize',
+        grant_types_supported: ['client_credentials', 'authorization_code'], code_challenge_methods_supported: ['S256'],
+        capabilities: ['launch-ehr', 'client-public', 'sso-openid-connect', 'context-ehr-patient', 'context-ehr-encounter'],
         token_endpoint_auth_methods_supported: ['private_key_jwt'], token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'] });
     }
     if (url.pathname.startsWith('/$test/')) return await control(url.pathname.slice(7), req, res, body ?? {});
