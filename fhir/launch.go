@@ -111,7 +111,9 @@ func (s *Store) StartLaunch(ctx context.Context, iss, launch string) (string, er
 	return conf.AuthorizationEndpoint + sep + q.Encode(), nil
 }
 
-func (s *Store) redirectURI() string { return strings.TrimRight(s.cfg.Endpoint, "/") + LaunchCallbackPath }
+func (s *Store) redirectURI() string {
+	return strings.TrimRight(s.cfg.Endpoint, "/") + LaunchCallbackPath
+}
 
 // Launched is a finished launch: who, and the thread to show them.
 type Launched struct {
@@ -245,4 +247,3 @@ func (s *Store) fhirUser(idToken string) (string, error) {
 	}
 	return ref, nil
 }
-
