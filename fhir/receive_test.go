@@ -2,6 +2,7 @@ package fhir_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -67,6 +68,9 @@ func TestEncounterOpensAndArchivesThread(t *testing.T) {
 				_, archived, _ := e.threadOf(pat, encRef)
 				return archived
 			})
+			if strings.Contains(e.in.LogText(), pat) || strings.Contains(e.in.LogText(), encRef) {
+				t.Error("a patient or encounter reference was logged")
+			}
 			for _, s := range e.ehr.Sent() {
 				if s.Status != 200 {
 					t.Errorf("notification %s %s answered %d: %s %s", s.Method, s.URL, s.Status, s.Answer, s.Error)
