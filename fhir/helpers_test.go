@@ -112,10 +112,11 @@ func (e *env) threadOf(patient, encounterRef string) (uuid.UUID, bool, []uuid.UU
 	return id, archived, members
 }
 
-// eventually polls cond for up to 20 s.
+// eventually polls cond for up to 60 s (generous: the machine is shared;
+// a passing run takes well under a second per wait).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
