@@ -128,3 +128,25 @@ func TestPolling(t *testing.T) {
 	e.ehr.Update(enc)
 	eventually(t, "the thread archived", func() bool { _, archived, _ := e.threadOf(pat, encRef); return archived })
 }
+
+// Medplum notifies deletions (X-Medplum-Interaction: delete, the last
+// version as body): a deleted CareTeam keeps nobody in the thread. The
+// deletion is not mistaken for a duplicate of the last update.
+func TestMedplumDeletedCareTeam(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "teams", Flavor: fhir.Medplum, Criteria: "CareTeam", Secret: secret})
+	drA, prA := e.clinician("Dr A", "physician", true)
+	pat := e.patient()
+	team := e.ehr.Create(careTeam(pat, map[string]map[string]any{prA: nil}))
+	eventually(t, "Dr A in the thread", func() bool {
+		_, _, m := e.threadOf(pat, "")
+		return sameMembers(m, drA.User.ID)
+	})
+	if status, out := e.ehr.Do("DELETE", "CareTeam/"+team["id"].(string), nil); status != 200 {
+		t.Fatalf("delete: %d %v", status, out)
+	}
+	eventually(t, "Dr A removed", func() bool {
+		_, _, m := e.threadOf(pat, "")
+		return len(m) == 0
+	})
+}

@@ -41,6 +41,7 @@ type storedNotification struct {
 	Flavor       Flavor     `db:"flavor"`
 	Body         []byte     `db:"body"`
 	EventNumber  *int64     `db:"event_number"`
+	Deleted      bool       `db:"deleted"`
 	ProcessedAt  *time.Time `db:"processed_at"`
 }
 
@@ -49,7 +50,7 @@ type storedNotification struct {
 const syncSlack = 5 * time.Second
 
 func (s *Store) process(ctx context.Context, id uuid.UUID) error {
-	rows, _ := s.db.Query(ctx, `SELECT subscription, flavor, body, event_number, processed_at FROM fhir_notifications WHERE id = $1`, id)
+	rows, _ := s.db.Query(ctx, `SELECT subscription, flavor, body, event_number, deleted, processed_at FROM fhir_notifications WHERE id = $1`, id)
 	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[storedNotification])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return river.JobCancel(fmt.Errorf("fhir notification %s is gone", id))
@@ -131,7 +132,11 @@ func (s *Store) process(ctx context.Context, id uuid.UUID) error {
 	}
 	r := s.newResolver()
 	for _, raw := range resources {
-		note, err := s.apply(ctx, r, raw)
+		apply := s.apply
+		if n.Deleted {
+			apply = s.applyDeleted
+		}
+		note, err := apply(ctx, r, raw)
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			// A resource callroom cannot use is noted, not retried forever.
@@ -464,4 +469,46 @@ func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, r
 	// when the EHR says again they are on the team.
 	added, removed, _, err := s.inbox.SyncMembers(ctx, tx, threadID, want, leave, map[string]any{"source": ref})
 	return len(added), len(removed), err
+}
+
+// applyDeleted acts on a resource the EHR deleted: an Encounter's thread is
+// archived (and written back), a CareTeam keeps nobody in its thread.
+func (s *Store) applyDeleted(ctx context.Context, _ *resolver, raw json.RawMessage) (string, error) {
+	typ, err := resourceTypeOf(raw)
+	if err != nil {
+		return "", err
+	}
+	var probe struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(raw, &probe) //nolint:errcheck // resourceTypeOf checked it is an object
+	ref := typ + "/" + probe.ID
+	note := ref + " deleted: nothing to do"
+	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+		src, err := lockSource(ctx, tx, ref, time.Time{})
+		if err != nil || src.threadID == uuid.Nil {
+			return err
+		}
+		switch typ {
+		case "Encounter":
+			archived, err := s.inbox.ArchiveThread(ctx, tx, src.threadID)
+			if err != nil {
+				return err
+			}
+			if archived {
+				if err := s.queueWriteBack(ctx, tx, "thread", src.threadID, "archived"); err != nil {
+					return err
+				}
+			}
+			note = ref + " deleted: thread archived"
+		case "CareTeam":
+			_, removed, err := s.syncSource(ctx, tx, src.threadID, ref, nil)
+			if err != nil {
+				return err
+			}
+			note = fmt.Sprintf("%s deleted: -%d members", ref, removed)
+		}
+		return saveSource(ctx, tx, ref, src.threadID, "deleted", time.Time{})
+	})
+	return note, err
 }

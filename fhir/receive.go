@@ -105,6 +105,7 @@ type notification struct {
 	resourceID   string
 	events       []int64 // backport event numbers carried
 	eventsSince  int64
+	deleted      bool // the resource was deleted (Medplum)
 }
 
 // authenticate returns why the caller is refused, or "".
@@ -166,6 +167,9 @@ func (n *notification) checkResource(in Incoming) error {
 		}
 	}
 	n.kind, n.resourceType, n.resourceID = "resource", typ, id
+	if n.subscription.Flavor == Medplum && strings.EqualFold(in.Header("X-Medplum-Interaction"), "delete") {
+		n.kind, n.deleted = "deleted", true
+	}
 	return nil
 }
 
@@ -295,7 +299,7 @@ func (s *Store) noteStatus(ctx context.Context, sub Subscription, n notification
 // record stores n and its job in one transaction.
 func (s *Store) record(ctx context.Context, n notification, in Incoming) (Answer, error) {
 	h := sha256.New()
-	h.Write([]byte(in.Method + " " + in.Path + "\n"))
+	h.Write([]byte(in.Method + " " + in.Path + " " + n.kind + "\n"))
 	h.Write(n.body)
 	h.Write(n.digestSalt)
 	digest := h.Sum(nil)
@@ -315,9 +319,9 @@ func (s *Store) record(ctx context.Context, n notification, in Incoming) (Answer
 	}
 	ans := Answer{NotificationID: id, Kind: n.kind}
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO fhir_notifications (id, subscription, flavor, digest, resource_type, resource_id, event_number, body, key_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (subscription, digest) DO NOTHING RETURNING id`,
-			id, n.subscription.Name, n.subscription.Flavor, digest, n.resourceType, n.resourceID, eventNumber, blob, keyID).Scan(&id)
+		err := tx.QueryRow(ctx, `INSERT INTO fhir_notifications (id, subscription, flavor, digest, resource_type, resource_id, event_number, body, key_id, deleted)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (subscription, digest) DO NOTHING RETURNING id`,
+			id, n.subscription.Name, n.subscription.Flavor, digest, n.resourceType, n.resourceID, eventNumber, blob, keyID, n.deleted).Scan(&id)
 		if err == pgx.ErrNoRows {
 			ans.Duplicate = true
 			return tx.QueryRow(ctx, `SELECT id FROM fhir_notifications WHERE subscription = $1 AND digest = $2`,

@@ -19,6 +19,8 @@ CREATE TABLE fhir_notifications (
     resource_type text NOT NULL DEFAULT '',
     resource_id   text NOT NULL DEFAULT '',
     event_number  bigint,
+    -- Medplum's X-Medplum-Interaction: delete (the body is the last version).
+    deleted       boolean NOT NULL DEFAULT false,
     body          bytea,
     key_id        uuid REFERENCES data_keys (id),
     received_at   timestamptz NOT NULL DEFAULT now(),

@@ -168,6 +168,7 @@ async function notify(resource, interaction) {
     if (type !== resource.resourceType) continue;
     if (!matchesSearchRequest(resource, parseSearchRequest(criteria))) continue;
     const flavor = flavorOf(sub);
+    if (interaction === 'delete' && flavor !== 'medplum') continue;
     const headers = headersOf(sub);
     const body = JSON.stringify(resource);
     if (flavor === 'medplum') {
@@ -366,6 +367,9 @@ const server = createServer(async (req, res) => {
     }
     const query = {};
     for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : [].concat(query[k], v);
+    // A deletion is notified (Medplum flavor) with the resource as it was.
+    const deleting = req.method === 'DELETE' && parts.length === 2
+      ? await repo.readResource(parts[0], parts[1]).catch(() => undefined) : undefined;
     const [oo, resource] = await router.handleRequest(
       { method: req.method, url: url.pathname + url.search, pathname: '', body, params: {}, query, headers: req.headers },
       repo,
@@ -379,6 +383,7 @@ const server = createServer(async (req, res) => {
         sendBackport(resource, 'handshake');
       }
     }
+    if (deleting && status < 300) notify(deleting, 'delete').catch((e) => console.error('notify', e));
     if (resource?.resourceType === 'Bundle' && resource.type === 'transaction-response') {
       for (const e of resource.entry ?? []) {
         if (e.resource && e.response?.status?.startsWith('201')) notify(e.resource, 'create').catch(() => {});
