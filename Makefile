@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/callroom
 export CALLROOM_HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: run build test bench vet fmt clean db-stop
+.PHONY: run build test bench vet fmt clean db-stop fuzz vulncheck
 
 build:
 	$(GO) build -o $(BIN) ./cmd/callroom
@@ -29,6 +29,22 @@ test:
 	export CALLROOM_TEST_DATABASE_URL="$$url"; \
 	$(GO) vet ./...; \
 	$(GO) test -count=1 -timeout 9m ./...
+	@scripts/vulncheck.sh
+	@$(MAKE) -s fuzz FUZZTIME=3s
+
+# Every fuzz target for a short while (FUZZTIME each; longer by hand, e.g.
+# make fuzz FUZZTIME=5m). New crashers land in the package's testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+		done; \
+	done
+
+vulncheck:
+	scripts/vulncheck.sh
 
 # Benchmarks run against a durable cluster (fsync on), as production would.
 # What each figure is, its target and the last results: docs/PERFORMANCE.md.

@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,7 +98,11 @@ type Filter struct {
 	ObjectID   string
 	PatientRef string
 	From, To   time.Time
-	Limit      int
+	// ActionCode keeps events whose AuditEvent.action is this (C, R, U, D, E).
+	ActionCode string
+	// AfterID keeps events after this id (the next page).
+	AfterID int64
+	Limit   int
 }
 
 // List returns events matching f, oldest first.
@@ -121,10 +126,39 @@ func List(ctx context.Context, q pg.Querier, f Filter) ([]Event, error) {
 		  AND ($5 = '' OR patient_ref = $5)
 		  AND ($6::timestamptz IS NULL OR at >= $6)
 		  AND ($7::timestamptz IS NULL OR at < $7)
+		  AND ($9 = '' OR `+actionCodeSQL()+` = $9)
+		  AND id > $10
 		ORDER BY id LIMIT $8`,
-		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit)
+		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit, f.ActionCode, f.AfterID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByName[Event])
+}
+
+// RecordPatients records e once per distinct patient in refs (sorted, with
+// how many of the listed objects concern them in details.count), so that a
+// patient's access report shows every listing that showed them. Use it
+// after the listing's own event, for answers that carry patient references.
+func RecordPatients(ctx context.Context, q pg.Querier, a Actor, e Entry, refs []string) error {
+	counts := map[string]int{}
+	for _, r := range refs {
+		if r != "" {
+			counts[r]++
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for r := range counts {
+		keys = append(keys, r)
+	}
+	slices.Sort(keys)
+	for _, r := range keys {
+		pe := e
+		pe.PatientRef = r
+		pe.Details = map[string]any{"count": counts[r]}
+		if err := Record(ctx, q, a, pe); err != nil {
+			return err
+		}
+	}
+	return nil
 }

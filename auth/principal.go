@@ -12,6 +12,10 @@ type Principal struct {
 	TokenID    uuid.UUID // set when authenticated by API token
 	SessionID  uuid.UUID // set when authenticated by browser session
 	ClientAddr string
+	// MFAEnrollmentRequired is set on a session whose user must have a second
+	// factor (security settings) but has not enrolled one: it may reach only
+	// /me and the enrolment endpoints.
+	MFAEnrollmentRequired bool
 }
 
 // Can reports whether the caller holds a role that grants p.

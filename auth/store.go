@@ -22,11 +22,15 @@ type Store struct {
 	// (HIPAA automatic logoff); SessionLifetime ends it regardless.
 	SessionIdle     time.Duration
 	SessionLifetime time.Duration
+	// Sealer encrypts TOTP secrets at rest (package keys' *Keyring).
+	Sealer Sealer
+	// Issuer names callroom in authenticator apps.
+	Issuer string
 }
 
 // NewStore returns a Store with 15 minutes idle and 12 hours absolute session limits.
 func NewStore(db *pgxpool.Pool) *Store {
-	return &Store{db: db, SessionIdle: 15 * time.Minute, SessionLifetime: 12 * time.Hour}
+	return &Store{db: db, SessionIdle: 15 * time.Minute, SessionLifetime: 12 * time.Hour, Issuer: "callroom"}
 }
 
 const userColumns = `id, email, name, roles, npi, time_zone, active, created_at, updated_at`
@@ -237,8 +241,16 @@ func (s *Store) UpdateUser(ctx context.Context, by audit.Actor, id uuid.UUID, c 
 		}
 		if c.Password != nil {
 			// A new password ends sessions opened with the old one.
-			if _, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, id); err != nil {
+			tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, id)
+			if err != nil {
 				return err
+			}
+			// Open clients of those sessions clear what they hold. Tokens
+			// stay valid; their streams reconnect at once.
+			if tag.RowsAffected() > 0 && (c.Active == nil || *c.Active) {
+				if err := publishRevoked(ctx, tx, id, map[string]any{"all": true}); err != nil {
+					return err
+				}
 			}
 		}
 		return audit.Record(ctx, tx, by, audit.Entry{
@@ -250,6 +262,9 @@ func (s *Store) UpdateUser(ctx context.Context, by audit.Actor, id uuid.UUID, c 
 }
 
 func revokeAll(ctx context.Context, q pg.Querier, userID uuid.UUID) error {
+	if err := publishRevoked(ctx, q, userID, map[string]any{"all": true}); err != nil {
+		return err
+	}
 	if _, err := q.Exec(ctx, `UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID); err != nil {
 		return err
 	}

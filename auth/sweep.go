@@ -24,6 +24,11 @@ type SweepSessionsWorker struct {
 func (w *SweepSessionsWorker) Work(ctx context.Context, _ *river.Job[SweepSessionsArgs]) error {
 	_, err := w.DB.Exec(ctx, `DELETE FROM sessions
 		WHERE coalesce(revoked_at, expires_at) < now() - interval '30 days'`)
+	if err != nil {
+		return err
+	}
+	// Single sign-ons that were begun and never finished.
+	_, err = w.DB.Exec(ctx, `DELETE FROM oidc_logins WHERE created_at < now() - interval '1 hour'`)
 	return err
 }
 

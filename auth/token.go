@@ -108,13 +108,16 @@ func (s *Store) Authenticate(ctx context.Context, secret, clientAddr string) (Pr
 }
 
 type credentialRow struct {
-	CredID   uuid.UUID  `db:"cred_id"`
-	LastUsed *time.Time `db:"last_used"`
+	CredID                uuid.UUID  `db:"cred_id"`
+	LastUsed              *time.Time `db:"last_used"`
+	MFAEnrollmentRequired bool       `db:"mfa_enrollment_required"`
 	User
 }
 
 func (s *Store) authToken(ctx context.Context, secret, clientAddr string) (Principal, error) {
-	rows, err := s.db.Query(ctx, `SELECT t.id AS cred_id, t.last_used_at AS last_used,
+	// API tokens are issued by administrators to systems, not typed by
+	// people, so the second-factor enrolment requirement does not apply.
+	rows, err := s.db.Query(ctx, `SELECT t.id AS cred_id, t.last_used_at AS last_used, false AS mfa_enrollment_required,
 			u.id, u.email, u.name, u.roles, u.npi, u.time_zone, u.active, u.created_at, u.updated_at
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.active`,

@@ -68,6 +68,12 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	s := w.Store
 	var d delivery
 	send := false
+	settled := ""
+	defer func() {
+		if settled != "" {
+			s.observe().NotificationSettled(d.Channel, settled)
+		}
+	}()
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT n.id, n.page_id, n.user_id, n.channel, n.step, n.status, n.created_at,
 				p.status AS page_status, p.priority, (SELECT name FROM services WHERE id = p.service_id) AS service_name,
@@ -106,6 +112,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 			if err := s.setStatus(ctx, tx, d, "sent", "", "notified"); err != nil {
 				return err
 			}
+			settled = "sent"
 			return events.Publish(ctx, tx, []uuid.UUID{d.UserID}, "page.notify", map[string]any{
 				"page_id": d.PageID, "notification_id": d.ID, "priority": d.Priority})
 		}
@@ -114,15 +121,20 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		return err
 	})
 	if err != nil || !send {
+		if err != nil {
+			settled = ""
+		}
 		return err
 	}
 
 	outcome, sendErr := s.send(ctx, d)
-	return pg.InTx(context.WithoutCancel(ctx), s.db, func(tx pgx.Tx) error {
+	result := ""
+	err = pg.InTx(context.WithoutCancel(ctx), s.db, func(tx pgx.Tx) error {
 		if sendErr == nil {
 			if err := s.setStatus(ctx, tx, d, "delivered", outcome.Detail, "notified"); err != nil {
 				return err
 			}
+			result = "delivered"
 			return addTimeline(ctx, tx, d.PageID, TimelineEntry{Kind: "delivered", UserID: &d.UserID, NotificationID: &d.ID, Channel: &d.Channel})
 		}
 		final := !notify.IsRetryable(sendErr) || job.Attempt >= job.MaxAttempts
@@ -135,6 +147,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 			if err := s.setStatus(ctx, tx, d, "failed", reason, "failed"); err != nil {
 				return err
 			}
+			result = "failed"
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE notifications SET reason = $2, updated_at = now() WHERE id = $1`, d.ID, reason); err != nil {
@@ -145,6 +158,10 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		}
 		return sendErr
 	})
+	if err == nil {
+		settled = result
+	}
+	return err
 }
 
 func (s *Store) setStatus(ctx context.Context, tx pgx.Tx, d delivery, status, reason, kind string) error {
@@ -187,6 +204,9 @@ func (s *Store) send(ctx context.Context, d delivery) (notify.Outcome, error) {
 	case "email":
 		if s.Email == nil {
 			return fail("email is not configured (set CALLROOM_SMTP_RELAY)")
+		}
+		if s.ReplyAddress != nil {
+			n.ReplyTo = s.ReplyAddress(d.ID)
 		}
 		return s.Email.Send(ctx, *d.Address, n)
 	case "webhook":

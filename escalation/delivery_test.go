@@ -2,6 +2,7 @@ package escalation_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,65 @@ func TestDeliveryEmailNotConfigured(t *testing.T) {
 		t.Errorf("%d attempts, reason %q", attempts, reason)
 	}
 	h.settle()
+}
+
+// TestAcknowledgeWhileDelivering: a delivery job holds its notification row
+// and adds a timeline entry to the page while the physician acknowledges.
+// Acknowledge locks the page and then cancels the queued notifications, so
+// it waits for the delivery; the delivery's timeline insert must not wait
+// for acknowledge in turn (it once did, through the foreign key check on
+// the page row, and PostgreSQL aborted one of them as a deadlock: a 500 to
+// the physician or a retried delivery).
+func TestAcknowledgeWhileDelivering(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.user("Dr A")
+	rule(a, contact(a, "email", "dr.a@hospital.test", ""), 600)
+	svc := h.service("Cardiology", 0, nil, step{3600, []any{userT(a)}})
+	p := h.page(svc, "urgent", "chest pain Zorblax")
+	ctx := context.Background()
+	var noteID, userID uuid.UUID
+	eventually(t, "the email notification queued", func() (bool, string) {
+		err := h.in.DB.Pool.QueryRow(ctx, `SELECT id, user_id FROM notifications WHERE page_id = $1 AND channel = 'email'`, p).Scan(&noteID, &userID)
+		return err == nil, fmt.Sprint(err)
+	})
+
+	// The delivery: its notification row locked, as DeliverWorker does.
+	tx, err := h.in.DB.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM notifications WHERE id = $1 FOR UPDATE`, noteID); err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan int, 1)
+	go func() {
+		req, err := newJSONRequest(a, "POST", "/api/v1/pages/"+p.String()+"/acknowledge", "")
+		if err != nil {
+			acked <- 0
+			return
+		}
+		status, _ := doJSON(req, nil)
+		acked <- status
+	}()
+	eventually(t, "acknowledge waiting for the notification row", func() (bool, string) {
+		n := h.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return n > 0, fmt.Sprintf("%d waiting", n)
+	})
+	// The delivery goes on and records itself on the page's timeline.
+	if _, err := tx.Exec(ctx, `INSERT INTO page_events (page_id, kind, user_id, notification_id, channel) VALUES ($1, 'delivered', $2, $3, 'email')`,
+		p, userID, noteID); err != nil {
+		t.Fatalf("the delivery's timeline entry: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE notifications SET status = 'delivered' WHERE id = $1`, noteID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the delivery's commit: %v", err)
+	}
+	if status := <-acked; status != 200 {
+		t.Fatalf("acknowledge answered %d, want 200", status)
+	}
+	h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "delivered"})
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,11 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/smtptest"
 	"github.com/callroom/callroom/notify"
 )
 
@@ -393,69 +392,6 @@ func rawPost(c *apitest.Client, path, body string) (int, error) {
 
 // --- a real SMTP relay ---
 
-type mail struct {
-	From string
-	To   []string
-	Data string
-}
-
-// smtpRelay is an in-process go-smtp server on 127.0.0.1 that keeps every
-// message it accepts.
-type smtpRelay struct {
-	Addr string
-	mu   sync.Mutex
-	msgs []mail
-}
-
-func startSMTP(t *testing.T) *smtpRelay {
-	t.Helper()
-	r := &smtpRelay{}
-	srv := smtp.NewServer(r)
-	srv.Domain = "relay.test"
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Addr = ln.Addr().String()
-	go srv.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { srv.Close() })
-	return r
-}
-
-func (r *smtpRelay) messages() []mail {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.msgs)
-}
-
-func (r *smtpRelay) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{relay: r}, nil }
-
-type smtpSession struct {
-	relay *smtpRelay
-	cur   mail
-}
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error { s.cur.From = from; return nil }
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.cur.To = append(s.cur.To, to)
-	return nil
-}
-func (s *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.cur.Data = string(b)
-	s.relay.mu.Lock()
-	s.relay.msgs = append(s.relay.msgs, s.cur)
-	s.relay.mu.Unlock()
-	return nil
-}
-func (s *smtpSession) Reset()        { s.cur = mail{} }
-func (s *smtpSession) Logout() error { return nil }
-
 // closedAddr is a loopback address nothing listens on: a relay that is down.
 func closedAddr(t *testing.T) string {
 	t.Helper()
@@ -544,7 +480,7 @@ func checkHook(t *testing.T, calls []hookCall, page uuid.UUID, phi ...string) {
 }
 
 // checkMail fails if a message carries any of phi.
-func checkMail(t *testing.T, msgs []mail, phi ...string) {
+func checkMail(t *testing.T, msgs []smtptest.Mail, phi ...string) {
 	t.Helper()
 	for i, m := range msgs {
 		// Undo quoted-printable soft line breaks, which could split a word.

@@ -82,7 +82,8 @@ func (s *Store) cancelPending(ctx context.Context, tx pgx.Tx, p *Page) error {
 // escalation. Any person the page reached may acknowledge, also after it went
 // unanswered. Acknowledging twice is harmless.
 func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUID) (Page, error) {
-	return s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.threadMember },
+	acked := false
+	p, err := s.change(ctx, who, id, func(i involvement) bool { return i.notified || i.target || i.threadMember },
 		func(tx pgx.Tx, p *Page) (bool, error) {
 			switch p.Status {
 			case Acknowledged:
@@ -100,8 +101,13 @@ func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, id uuid.UUI
 			if err := s.cancelQueued(ctx, tx, p.ID); err != nil {
 				return false, err
 			}
+			acked = true
 			return true, s.record(ctx, tx, who, p, "acknowledged", "page.acknowledge")
 		})
+	if err == nil && acked && p.AcknowledgedAt != nil {
+		s.observe().PageAcknowledged(string(p.Priority), p.AcknowledgedAt.Sub(p.CreatedAt))
+	}
+	return p, err
 }
 
 // Resolve closes the page and cancels everything not yet sent.

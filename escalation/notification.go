@@ -74,5 +74,18 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, round, step 
 			return 0, err
 		}
 	}
+	// Whoever is paged about a patient joins the patient's thread, where the
+	// page was filed, so they can read the conversation, reply (also by
+	// email) and acknowledge there. The page is already posted, so this
+	// only adds members; the summary is not needed.
+	if s.FilePage != nil && p.PatientRef != nil && len(users) > 0 {
+		fp := FiledPage{PageID: p.ID, PatientRef: *p.PatientRef, Priority: string(p.Priority), RecipientIDs: users}
+		if p.EncounterRef != nil {
+			fp.EncounterRef = *p.EncounterRef
+		}
+		if err := s.FilePage(ctx, tx, fp); err != nil {
+			return 0, err
+		}
+	}
 	return len(jobs), nil
 }

@@ -162,7 +162,13 @@ func scanPage(row pgx.CollectableRow) (Page, error) {
 func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, error) {
 	sql := `SELECT ` + pageColumns + ` FROM pages p WHERE p.id = $1`
 	if lock {
-		sql += ` FOR UPDATE OF p`
+		// NO KEY UPDATE serialises the page's state changes with each other
+		// but not with inserts that only reference the page: a delivery job
+		// holding its notification row and adding a timeline entry takes a
+		// KEY SHARE lock on the page (the foreign key check). FOR UPDATE
+		// conflicted with that, and acknowledge (page, then notifications)
+		// deadlocked with delivery (notification, then page).
+		sql += ` FOR NO KEY UPDATE OF p`
 	}
 	rows, _ := q.Query(ctx, sql, id)
 	p, err := pgx.CollectExactlyOneRow(rows, scanPage)
@@ -268,6 +274,13 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 	}
 	if err != nil {
 		return p, false, err
+	}
+	if created {
+		service := ""
+		if p.ServiceName != nil {
+			service = *p.ServiceName
+		}
+		s.observe().PageCreated(service, string(p.Priority))
 	}
 	return p, created, s.openText(ctx, &p)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/smtptest"
 )
 
 // Text a page carries that must never leave callroom in an email or webhook.
@@ -93,7 +94,7 @@ func TestScenarioNotificationRules(t *testing.T) {
 	for _, ack := range []bool{false, true} {
 		t.Run(fmt.Sprintf("acknowledged=%v", ack), func(t *testing.T) {
 			t.Parallel()
-			relay := startSMTP(t)
+			relay := smtptest.StartRelay(t)
 			h := newHarness(t, apitest.Options{SMTPRelay: relay.Addr})
 			a := h.user("Dr A")
 			inApp := contact(a, "in_app", "", "")
@@ -109,7 +110,7 @@ func TestScenarioNotificationRules(t *testing.T) {
 					t.Errorf("the email was due %s after the in-app notification, want the rule's 2 s", d)
 				}
 				h.settle()
-				msgs := relay.messages()
+				msgs := relay.Messages()
 				if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{"dr.a@hospital.test"}) {
 					t.Fatalf("relay received %+v, want one message to dr.a@hospital.test", msgs)
 				}
@@ -126,7 +127,7 @@ func TestScenarioNotificationRules(t *testing.T) {
 			}
 			h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "cancelled"})
 			h.settle() // the email's delivery job ran at its due time and found it cancelled
-			if msgs := relay.messages(); len(msgs) != 0 {
+			if msgs := relay.Messages(); len(msgs) != 0 {
 				t.Errorf("relay received %d messages after the acknowledgement", len(msgs))
 			}
 		})
@@ -137,7 +138,7 @@ func TestScenarioNotificationRules(t *testing.T) {
 // the next step, that method is used once for the step.
 func TestScenarioTwoRulesOneMethodAfterEscalate(t *testing.T) {
 	t.Parallel()
-	relay := startSMTP(t)
+	relay := smtptest.StartRelay(t)
 	h := newHarness(t, apitest.Options{SMTPRelay: relay.Addr})
 	x, a := h.user("Dr X"), h.user("Dr A")
 	email := contact(a, "email", "dr.a@hospital.test", "")
@@ -156,7 +157,7 @@ func TestScenarioTwoRulesOneMethodAfterEscalate(t *testing.T) {
 		t.Errorf("the email was due %s after the step, want the smaller rule's 1 s", d)
 	}
 	h.settle()
-	if msgs := relay.messages(); len(msgs) != 1 {
+	if msgs := relay.Messages(); len(msgs) != 1 {
 		t.Errorf("relay received %d messages, want 1", len(msgs))
 	}
 	if n := h.count(`SELECT count(*) FROM page_events WHERE page_id = $1 AND kind = 'escalated'`, p); n != 1 {
@@ -168,7 +169,7 @@ func TestScenarioTwoRulesOneMethodAfterEscalate(t *testing.T) {
 // delayed email, not the next step, not the repeat, not the fallback.
 func TestScenarioAcknowledgedSendsNothingMore(t *testing.T) {
 	t.Parallel()
-	relay := startSMTP(t)
+	relay := smtptest.StartRelay(t)
 	h := newHarness(t, apitest.Options{SMTPRelay: relay.Addr})
 	a, b, f := h.user("Dr A"), h.user("Dr B"), h.user("House Supervisor", "nurse")
 	rule(a, contact(a, "email", "dr.a@hospital.test", ""), 2)
@@ -185,7 +186,7 @@ func TestScenarioAcknowledgedSendsNothingMore(t *testing.T) {
 	}
 	h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "cancelled"})
 	h.settle() // past every delay: the email's job ran and found it cancelled; the step job was cancelled
-	if msgs := relay.messages(); len(msgs) != 0 {
+	if msgs := relay.Messages(); len(msgs) != 0 {
 		t.Errorf("relay received %d messages", len(msgs))
 	}
 	if st := h.pageRow(p); st.Status != "acknowledged" || st.Step != 0 {
@@ -343,7 +344,7 @@ func TestScenarioUrgentUsesEveryMethod(t *testing.T) {
 	} {
 		t.Run(tc.priority, func(t *testing.T) {
 			t.Parallel()
-			relay := startSMTP(t)
+			relay := smtptest.StartRelay(t)
 			hook := startWebhook(t, 200)
 			h := newHarness(t, apitest.Options{SMTPRelay: relay.Addr})
 			a := h.user("Dr A")
@@ -363,7 +364,7 @@ func TestScenarioUrgentUsesEveryMethod(t *testing.T) {
 						t.Errorf("%s due %s after in-app, want at once", ch, due.Sub(inApp))
 					}
 				}
-				if msgs := relay.messages(); len(msgs) != 1 {
+				if msgs := relay.Messages(); len(msgs) != 1 {
 					t.Errorf("relay received %d messages, want 1", len(msgs))
 				} else {
 					checkMail(t, msgs, phi...)
@@ -375,7 +376,7 @@ func TestScenarioUrgentUsesEveryMethod(t *testing.T) {
 				checkHook(t, calls, p, phi...)
 				return
 			}
-			if n := len(relay.messages()) + len(hook.received()); n != 0 {
+			if n := len(relay.Messages()) + len(hook.received()); n != 0 {
 				t.Errorf("%d emails and webhooks sent for a routine page", n)
 			}
 		})

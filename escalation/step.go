@@ -43,19 +43,27 @@ type StepWorker struct {
 // effects, so a crash re-runs either both or neither.
 func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	s := w.Store
-	return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	var late time.Duration
+	fired := false
+	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := getPage(ctx, tx, job.Args.PageID, true)
 		if err != nil {
 			return err
 		}
 		if (p.Status == Open) && p.nextJobID != nil && *p.nextJobID == job.ID {
-			if err := s.fire(ctx, tx, p, job.Args.Round, job.Args.Step, job.ScheduledAt, s.now()); err != nil {
+			now := s.now()
+			if err := s.fire(ctx, tx, p, job.Args.Round, job.Args.Step, job.ScheduledAt, now); err != nil {
 				return err
 			}
+			fired, late = true, now.Sub(job.ScheduledAt)
 		}
 		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 		return err
 	})
+	if err == nil && fired {
+		s.observe().StepFired(late)
+	}
+	return err
 }
 
 // fire runs step (round, step) of p's policy at now. A step whose targets

@@ -26,6 +26,10 @@ type Store struct {
 	// Email sends email notifications; nil means email is not configured and
 	// email notifications fail with that reason (escalation goes on).
 	Email *notify.EmailSender
+	// ReplyAddress, when set, gives each notification email a Reply-To the
+	// mail gateway recognises, so the clinician can acknowledge by replying
+	// ACK (mailgateway.ReplyAddress; set when the gateway is configured).
+	ReplyAddress func(notificationID uuid.UUID) string
 	// WebhookTimeout bounds each webhook attempt.
 	WebhookTimeout time.Duration
 	// DeliverAttempts and DeliverBackoff override deliverAttempts and
@@ -47,6 +51,8 @@ type Store struct {
 	// than once per status): package fhir queues the page's summary for the
 	// patient's record.
 	PageSettled func(ctx context.Context, tx pgx.Tx, p Page) error
+	// Observe, when set, hears about pages, steps and notifications (metrics).
+	Observe Observer
 	// now is the clock; tests may replace it.
 	now func() time.Time
 }

@@ -73,6 +73,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 	sub := s.Events.Subscribe(p.User.ID, last)
 	defer sub.Close()
+	defer s.Metrics.StreamOpened()()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

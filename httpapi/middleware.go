@@ -74,8 +74,20 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			forbidden(w, "cross-site request refused")
 			return
 		}
+		if p.MFAEnrollmentRequired && !enrolmentRoute(r) {
+			writeProblem(w, Problem{Type: problemBase + "mfa-enrollment-required", Status: http.StatusForbidden,
+				Detail: "your account must have a second factor: enrol an authenticator at /api/v1/me/mfa/totp first"})
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// enrolmentRoute reports whether r is one a session that must still enrol a
+// second factor may reach: /me, the enrolment endpoints, and logout.
+func enrolmentRoute(r *http.Request) bool {
+	p := r.URL.Path
+	return p == "/api/v1/me" || p == "/api/v1/me/mfa" || strings.HasPrefix(p, "/api/v1/me/mfa/") || p == "/api/v1/auth/logout"
 }
 
 func safeMethod(m string) bool {
@@ -184,8 +196,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.Log.Info("http", "method", r.Method, "route", routePattern(r), "status", sw.status,
-			"bytes", sw.bytes, "ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+		took, route := time.Since(start), routePattern(r)
+		s.Log.Info("http", "method", r.Method, "route", route, "status", sw.status,
+			"bytes", sw.bytes, "ms", float64(took.Microseconds())/1000, "request_id", id)
+		s.Metrics.HTTPRequest(route, r.Method, sw.status, took, sw.Header().Get("Content-Type") == "text/event-stream")
 	})
 }
 
@@ -205,7 +219,13 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+// securityHeaders sets what every response carries: a Content-Security-Policy
+// (API answers may not run or embed anything; pages may be framed only by the
+// configured EHR origins), nosniff, no referrer, and HSTS when served over
+// TLS or behind an https public URL.
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	ancestors := s.frameAncestors()
+	pageCSP := "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors " + ancestors
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -213,7 +233,54 @@ func securityHeaders(next http.Handler) http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 			h.Set("Cache-Control", "no-store")
+		} else {
+			h.Set("Content-Security-Policy", pageCSP)
+		}
+		if ancestors == "'none'" {
+			h.Set("X-Frame-Options", "DENY")
+		}
+		if s.HSTS || r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) frameAncestors() string {
+	if s.FrameAncestors == "" {
+		return "'none'"
+	}
+	return s.FrameAncestors
+}
+
+// CheckFrameAncestors validates a CSP frame-ancestors source list: 'none',
+// 'self', or space-separated origins such as https://ehr.example.org.
+func CheckFrameAncestors(v string) error {
+	for _, src := range strings.Fields(v) {
+		if src == "'none'" || src == "'self'" {
+			continue
+		}
+		u, err := url.Parse(src)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			strings.ContainsAny(src, ";,'\"") {
+			return fmt.Errorf("frame ancestors: %q is not 'none', 'self' or an origin like https://ehr.example.org", src)
+		}
+	}
+	if strings.TrimSpace(v) == "" {
+		return errors.New("frame ancestors: empty")
+	}
+	return nil
+}
+
+// sessionCookie is the session cookie: HttpOnly always, Secure behind https,
+// SameSite=Lax, or None when callroom is embedded in an EHR on another site
+// (a framed page gets no Lax cookie); the Origin check above then stands
+// alone against cross-site requests, as it does for every unsafe method.
+func (s *Server) sessionCookie(value string, expires time.Time, maxAge int) *http.Cookie {
+	same := http.SameSiteLaxMode
+	if s.SecureCookies && s.frameAncestors() != "'none'" {
+		same = http.SameSiteNoneMode
+	}
+	return &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true, Secure: s.SecureCookies,
+		SameSite: same, Expires: expires, MaxAge: maxAge}
 }

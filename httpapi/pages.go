@@ -115,7 +115,7 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
 // that already has the same dedup key.
 func (s *Server) createPage(w http.ResponseWriter, r *http.Request) {
 	var in escalation.NewPage
-	if !decode(w, r, &in) || !s.allow(w, r, auth.SendPages) {
+	if !decode(w, r, &in) || !s.allow(w, r, auth.SendPages) || !s.limit(w, r, pageBucket(principal(r)), s.Limits.PagesPerCaller) {
 		return
 	}
 	p, created, err := s.Pages.Create(r.Context(), principal(r).Actor(), in)
@@ -177,6 +177,17 @@ func (s *Server) listPages(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := audit.Record(r.Context(), s.DB, principal(r).Actor(), audit.Entry{Action: "page.list", ObjectType: "page",
 		Details: map[string]any{"count": len(out), "status": f.Status}}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Each patient the list shows is named in the trail.
+	refs := make([]string, 0, len(out))
+	for _, p := range out {
+		if p.PatientRef != nil {
+			refs = append(refs, *p.PatientRef)
+		}
+	}
+	if err := audit.RecordPatients(r.Context(), s.DB, principal(r).Actor(), audit.Entry{Action: "page.list", ObjectType: "page"}, refs); err != nil {
 		s.fail(w, r, err)
 		return
 	}

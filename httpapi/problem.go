@@ -21,6 +21,8 @@ type Problem struct {
 	Detail string         `json:"detail,omitempty"`
 	Field  string         `json:"field,omitempty"`
 	Errors []FieldProblem `json:"errors,omitempty"`
+	// MFARequired is the extension member of the mfa-required problem.
+	MFARequired bool `json:"mfa_required,omitempty"`
 }
 
 // FieldProblem is one field's complaint.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -18,8 +19,10 @@ import (
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // Server holds what the handlers need.
@@ -37,10 +40,30 @@ type Server struct {
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
+	// Metrics records requests and streams; nil records nothing. Unless
+	// MetricsElsewhere, /metrics serves it on this handler.
+	Metrics          *metrics.Metrics
+	MetricsElsewhere bool
 	// PublicURL is where users reach callroom, e.g. https://callroom.example.org.
 	PublicURL string
 	// SecureCookies marks the session cookie Secure (set when PublicURL is https).
 	SecureCookies bool
+	// HSTS sends Strict-Transport-Security on every response (set when
+	// PublicURL is https); responses over TLS carry it regardless.
+	HSTS bool
+	// FrameAncestors is the CSP frame-ancestors list for pages, e.g. the
+	// EHR's origin that embeds callroom; empty means 'none'.
+	FrameAncestors string
+	// Limiter and Limits rate-limit login and page creation; nil Limiter
+	// switches limiting off.
+	Limiter *ratelimit.Limiter
+	Limits  Limits
+	// OIDC, when set, enables single sign-on at /auth/oidc/login.
+	OIDC *OIDCConfig
+	// LocalPasswordsOff refuses password login (single sign-on only).
+	LocalPasswordsOff bool
+	// TrustedProxies are the load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 
 	// routes registered by domain files; see routes().
 	extra []func(chi.Router)
@@ -49,7 +72,7 @@ type Server struct {
 // Handler returns the whole HTTP surface.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.logRequests, securityHeaders)
+	r.Use(s.forwardedFor, s.recoverer, s.logRequests, s.securityHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Status: http.StatusMethodNotAllowed, Detail: "method not allowed on this route"})
@@ -60,6 +83,11 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
 	s.fhirRoutes(r)
+	if s.Metrics != nil && !s.MetricsElsewhere {
+		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
+	}
+	r.Get("/auth/oidc/login", s.oidcLogin)
+	r.Get("/auth/oidc/callback", s.oidcCallback)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Post("/auth/login", s.login)
@@ -74,6 +102,9 @@ func (s *Server) Handler() http.Handler {
 			s.contactRoutes(r)
 			s.threadRoutes(r)
 			r.Get("/fhir/unmatched-practitioners", s.unmatchedPractitioners)
+			s.reportRoutes(r)
+			s.securityRoutes(r)
+			s.auditRoutes(r)
 			for _, f := range s.extra {
 				f(r)
 			}

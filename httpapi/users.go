@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -105,13 +106,30 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 type loginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	TOTPCode     string `json:"totp_code,omitempty"`
+	RecoveryCode string `json:"recovery_code,omitempty"`
 }
 
+// login signs in with a password, and a second factor when the user has
+// one. Without a code such a user gets 401 with the mfa-required problem
+// ("mfa_required": true); any other failure, a wrong code or a locked
+// account included, gets the same login-failed answer.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var in loginRequest
 	if !decode(w, r, &in) {
+		return
+	}
+	if s.LocalPasswordsOff {
+		forbidden(w, "password sign-in is switched off; use single sign-on at /auth/oidc/login")
+		return
+	}
+	// A cross-site page must not sign a browser in to an account of its
+	// choosing (login CSRF); the session cookie does not exist yet, so the
+	// check in authenticate cannot cover this route.
+	if !s.sameOrigin(r) {
+		forbidden(w, "cross-site request refused")
 		return
 	}
 	if in.Email == "" {
@@ -122,19 +140,31 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "password", "is required")
 		return
 	}
-	sess, secret, err := s.Auth.Login(r.Context(), in.Email, in.Password, clientAddr(r), r.UserAgent())
-	if errors.Is(err, auth.ErrLoginFailed) {
-		unauthorized(w, err.Error())
+	if !s.limit(w, r, "login-ip:"+clientAddr(r), s.Limits.LoginPerIP) ||
+		!s.limit(w, r, "login-email:"+bucketHash(strings.ToLower(strings.TrimSpace(in.Email))), s.Limits.LoginPerEmail) {
 		return
 	}
-	if err != nil {
+	sess, secret, err := s.Auth.SignIn(r.Context(), auth.Credentials{Email: in.Email, Password: in.Password,
+		TOTPCode: in.TOTPCode, RecoveryCode: in.RecoveryCode, ClientAddr: clientAddr(r), UserAgent: r.UserAgent()})
+	switch {
+	case errors.Is(err, auth.ErrMFARequired):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="callroom"`)
+		writeProblem(w, Problem{Type: problemBase + "mfa-required", Title: "Second factor required", Status: http.StatusUnauthorized,
+			Detail: "enter the code from your authenticator app (totp_code) or a recovery code (recovery_code)", MFARequired: true})
+		return
+	case errors.Is(err, auth.ErrLoginFailed):
+		unauthorized(w, err.Error())
+		return
+	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: s.SecureCookies,
-		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt,
-	})
+	s.startSession(w, r, sess, secret)
+}
+
+// startSession sets the cookie of a new session and answers with the user.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess auth.Session, secret string) {
+	http.SetCookie(w, s.sessionCookie(secret, sess.ExpiresAt, 0))
 	u, err := s.Auth.User(r.Context(), sess.UserID)
 	if err != nil {
 		s.fail(w, r, err)
@@ -149,8 +179,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.SecureCookies,
-		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	http.SetCookie(w, s.sessionCookie("", time.Time{}, -1))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -162,5 +191,6 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 			perms = append(perms, perm)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": p.User, "permissions": perms})
+	writeJSON(w, http.StatusOK, map[string]any{"user": p.User, "permissions": perms,
+		"mfa_enrollment_required": p.MFAEnrollmentRequired})
 }

@@ -182,8 +182,16 @@ func visibleAttachments(viewer string) string {
 			WHERE m.id = a.message_id AND m.recalled_at IS NULL AND m.purged_at IS NULL AND ` + visibleSQL(viewer) + `))`
 }
 
-// Attachments lists the thread's attachments the caller may see (members
-// only; audited).
+// readableAttachments is visibleAttachments for a member, or, when the
+// boolean parameter emergency is true, every attachment of a message that
+// is neither recalled nor purged (what the care team sees).
+func readableAttachments(viewer, emergency string) string {
+	return `((NOT ` + emergency + ` AND ` + visibleAttachments(viewer) + `) OR (` + emergency + ` AND a.purged_at IS NULL
+		AND EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id AND m.recalled_at IS NULL AND m.purged_at IS NULL)))`
+}
+
+// Attachments lists the thread's attachments the caller may see (members,
+// or emergency access to the patient; audited).
 func (s *Store) Attachments(ctx context.Context, who auth.Principal, threadID uuid.UUID) ([]Attachment, error) {
 	out := []Attachment{}
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
@@ -191,11 +199,12 @@ func (s *Store) Attachments(ctx context.Context, who auth.Principal, threadID uu
 		if err != nil {
 			return err
 		}
-		if _, err := requireMember(ctx, tx, t, who.User.ID, "attachment.list"); err != nil {
+		emergency, err := requireReader(ctx, tx, t, who, "attachment.list")
+		if err != nil {
 			return err
 		}
 		rows, _ := tx.Query(ctx, `SELECT `+attachmentColumns+` FROM attachments a
-			WHERE a.thread_id = $1 AND `+visibleAttachments("$2")+` ORDER BY a.created_at DESC, a.id LIMIT 1000`, t.ID, who.User.ID)
+			WHERE a.thread_id = $1 AND `+readableAttachments("$2", "$3")+` ORDER BY a.created_at DESC, a.id LIMIT 1000`, t.ID, who.User.ID, emergency)
 		as, err := pgx.CollectRows(rows, pgx.RowToStructByName[attachmentRow])
 		if err != nil {
 			return err
@@ -213,8 +222,8 @@ func (s *Store) Attachments(ctx context.Context, who auth.Principal, threadID uu
 	return out, err
 }
 
-// Download returns an attachment and its bytes (members who may see it;
-// audited).
+// Download returns an attachment and its bytes (members who may see it, or
+// emergency access to the patient; audited).
 func (s *Store) Download(ctx context.Context, who auth.Principal, threadID, id uuid.UUID) (Attachment, []byte, error) {
 	var out Attachment
 	var content []byte
@@ -223,7 +232,8 @@ func (s *Store) Download(ctx context.Context, who auth.Principal, threadID, id u
 		if err != nil {
 			return err
 		}
-		if _, err := requireMember(ctx, tx, t, who.User.ID, "attachment.download"); err != nil {
+		emergency, err := requireReader(ctx, tx, t, who, "attachment.download")
+		if err != nil {
 			return err
 		}
 		type contentRow struct {
@@ -231,7 +241,7 @@ func (s *Store) Download(ctx context.Context, who auth.Principal, threadID, id u
 			Content []byte `db:"content"`
 		}
 		rows, _ := tx.Query(ctx, `SELECT `+attachmentColumns+`, a.content FROM attachments a
-			WHERE a.id = $1 AND a.thread_id = $3 AND `+visibleAttachments("$2"), id, who.User.ID, t.ID)
+			WHERE a.id = $1 AND a.thread_id = $3 AND `+readableAttachments("$2", "$4"), id, who.User.ID, t.ID, emergency)
 		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[contentRow])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("attachment: %w", callroom.ErrNotFound)

@@ -10,7 +10,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/internal/pg"
 )
 
@@ -143,4 +145,21 @@ func PageThreadMember(ctx context.Context, q pg.Querier, pageID, userID uuid.UUI
 		JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.user_id = $2 AND tm.left_at IS NULL
 		WHERE m.page_id = $1)`, pageID, userID).Scan(&ok)
 	return ok, err
+}
+
+// ReplyToPage posts text from who into the thread the page was filed in, as
+// a reply to the page's message there. The mail gateway calls it for a reply
+// to a notification email that is not a command, so the answer lands next to
+// the page where the care team reads it. ErrNotFound means the page has no
+// thread (it named no patient).
+func (s *Store) ReplyToPage(ctx context.Context, who auth.Principal, pageID uuid.UUID, text string) (Message, error) {
+	var threadID, messageID uuid.UUID
+	err := s.db.QueryRow(ctx, `SELECT thread_id, id FROM messages WHERE page_id = $1 ORDER BY seq LIMIT 1`, pageID).Scan(&threadID, &messageID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, callroom.ErrNotFound
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	return s.Post(ctx, who, threadID, NewMessage{Text: text, Priority: Routine, ReplyTo: &messageID})
 }

@@ -274,7 +274,7 @@ func (s *Store) Thread(ctx context.Context, who auth.Principal, id uuid.UUID) (T
 		if err != nil {
 			return err
 		}
-		if _, err := requireMember(ctx, tx, t, who.User.ID, "thread.read"); err != nil {
+		if _, err := requireReader(ctx, tx, t, who, "thread.read"); err != nil {
 			return err
 		}
 		if out, err = s.view(ctx, tx, id, who.User.ID, true); err != nil {
@@ -327,7 +327,8 @@ func (s *Store) Threads(ctx context.Context, who auth.Principal, f ThreadFilter)
 
 // PatientThreads is the chart view: the patient's threads the caller is in,
 // or all of them for holders of auth.ReadAudit (auditors, administrators),
-// who investigate without being members. Always audited with the patient_ref,
+// who investigate without being members, and for a clinician holding
+// emergency access to the patient (see BreakGlass). Always audited with the patient_ref,
 // also when nothing is found.
 func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref string) ([]Thread, error) {
 	if err := checkPatientRef("ref", ref); err != nil {
@@ -335,10 +336,23 @@ func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref stri
 	}
 	var out []Thread
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		all := mayReadVersions(who)
+		if !all {
+			grant, ok, err := activeEmergency(ctx, tx, who.User.ID, ref)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := useEmergency(ctx, tx, who, grant, ref, "thread.list", ""); err != nil {
+					return err
+				}
+				all = true
+			}
+		}
 		rows, _ := tx.Query(ctx, `SELECT `+threadColumns+` FROM threads t
 			WHERE t.kind = 'patient' AND t.patient_ref = $1
 			  AND ($3 OR EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = t.id AND me.user_id = $2 AND me.left_at IS NULL))
-			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, who.User.ID, mayReadVersions(who))
+			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, who.User.ID, all)
 		var err error
 		if out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread]); err != nil {
 			return err

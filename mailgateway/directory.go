@@ -58,15 +58,28 @@ func (d directory) userForPaging(ctx context.Context, key string) (uuid.UUID, er
 type notified struct {
 	ID, PageID, UserID uuid.UUID
 	Round, Step        int
-	Email              string
-	Active             bool
+	// Email is where the notification went: the email contact method's
+	// address, or the account's address when the method is gone.
+	Email string
+	// AccountEmail is the person's sign-in address; a reply may come from
+	// it too (a phone's mail app often sends from the work account).
+	AccountEmail string
+	Active       bool
+}
+
+// from reports whether addr is one of the notified person's addresses.
+func (n notified) from(addr string) bool {
+	return strings.EqualFold(addr, n.Email) || strings.EqualFold(addr, n.AccountEmail)
 }
 
 func (d directory) notification(ctx context.Context, id uuid.UUID) (notified, error) {
 	n := notified{ID: id}
-	err := d.db.QueryRow(ctx, `SELECT n.page_id, n.user_id, n.round, n.step, u.email, u.active
-		FROM notifications n JOIN users u ON u.id = n.user_id WHERE n.id = $1`, id).
-		Scan(&n.PageID, &n.UserID, &n.Round, &n.Step, &n.Email, &n.Active)
+	err := d.db.QueryRow(ctx, `SELECT n.page_id, n.user_id, n.round, n.step,
+			coalesce(CASE WHEN cm.kind = 'email' THEN cm.address END, u.email), u.email, u.active
+		FROM notifications n JOIN users u ON u.id = n.user_id
+		LEFT JOIN contact_methods cm ON cm.id = n.contact_method_id
+		WHERE n.id = $1`, id).
+		Scan(&n.PageID, &n.UserID, &n.Round, &n.Step, &n.Email, &n.AccountEmail, &n.Active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return n, errNoSuchNotified
 	}

@@ -48,7 +48,13 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	in := apitest.Start(t)
+	return fixtureOn(t, apitest.Start(t))
+}
+
+// fixtureOn adds Dr A, an admin and the Cardiology service to a running
+// instance.
+func fixtureOn(t testing.TB, in *apitest.Instance) *fixture {
+	t.Helper()
 	f := &fixture{in: in, admin: in.User("Avery Admin", "admin"), doctor: in.User("Dr A", "physician")}
 	pol := f.admin.Must(201, "POST", "/api/v1/escalation-policies", map[string]any{"name": "Cardio", "steps": []any{
 		map[string]any{"delay_seconds": 300, "targets": []any{map[string]any{"user_id": f.doctor.User.ID}}},

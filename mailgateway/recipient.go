@@ -66,7 +66,7 @@ func (s *Server) resolve(ctx context.Context, se *session, to string) (recipient
 		// The envelope sender is known before any data: a reply from
 		// anyone but the notified person is refused here, and their own
 		// mail system tells them why.
-		if !n.Active || se.from == "" || !strings.EqualFold(se.from, n.Email) {
+		if !n.Active || se.from == "" || !n.from(se.from) {
 			return r, errNotReplySender
 		}
 		r.kind, r.reply, r.target = toReply, n, n.PageID

@@ -32,7 +32,7 @@ func (s *Server) handleReply(ctx context.Context, se *session, m *Message, r rec
 		s.log.Info("reply dropped: automatic message", "notification_id", n.ID)
 		return nil
 	}
-	if !strings.EqualFold(m.From, n.Email) {
+	if !n.from(m.From) {
 		s.log.Warn("reply refused: From is not the notified person", "notification_id", n.ID, "remote", se.remote.String())
 		details["reason"] = "the From header is not the notified person's address"
 		return audit.Record(ctx, s.db, actor, audit.Entry{Action: "page.email_reply", ObjectType: "page",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/google/uuid"
 )
 
 // DefaultEmailTimeout bounds one whole SMTP attempt (dial, TLS, every command
@@ -156,6 +157,27 @@ func (s *EmailSender) Send(ctx context.Context, to string, n Notice) (Outcome, e
 		return failure(classifySMTP(ctx, err))
 	}
 	return Outcome{Status: StatusDelivered, Detail: cleanRemoteText(detail)}, nil
+}
+
+// SendNote makes one attempt to send a short plain-text email that is not a
+// page notification, such as the mail gateway's answer to a reply that could
+// not act ("the page was already acknowledged"). Like notifications, notes
+// must carry no PHI; the caller writes the text. Errors are *DeliveryError.
+func (s *EmailSender) SendNote(ctx context.Context, to, subject, body string) error {
+	rcpt, err := parseAddress(to)
+	if err != nil {
+		return permanent(err, "smtp: invalid recipient address")
+	}
+	msg, err := compose(s.from, rcpt, nil, subject, body, s.now(), "<"+uuid.NewString()+"@callroom>", nil)
+	if err != nil {
+		return permanent(err, "smtp: cannot compose message: %s", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.deliver(ctx, msg); err != nil {
+		return classifySMTP(ctx, err)
+	}
+	return nil
 }
 
 // deliver runs one SMTP session and returns the relay's reply to the final

@@ -65,19 +65,41 @@ func plainBody(n Notice) string {
 // may be non-ASCII) and no line exceeds SMTP limits whatever the link length;
 // relays without 8BITMIME pass it untouched.
 func composeEmail(from, to *mail.Address, n Notice, date time.Time) (*emailMessage, error) {
+	var replyTo *mail.Address
+	if n.ReplyTo != "" {
+		var err error
+		if replyTo, err = parseAddress(n.ReplyTo); err != nil {
+			return nil, fmt.Errorf("reply-to: %w", err)
+		}
+	}
+	return compose(from, to, replyTo, subject(n), plainBody(n), date, messageID(n), func(h *headerWriter) {
+		h.add("X-Callroom-Page", n.PageID.String())
+		h.add("X-Callroom-Priority", n.Priority)
+		// Mail clients sort and flag on these; routine pages stay unflagged
+		// so the flag keeps meaning something.
+		switch n.Priority {
+		case PriorityStat, PriorityASAP:
+			h.add("Importance", "high")
+			h.add("X-Priority", "1 (Highest)")
+		case PriorityUrgent:
+			h.add("Importance", "high")
+			h.add("X-Priority", "2 (High)")
+		}
+	})
+}
+
+// compose renders one plain-text, quoted-printable message. extra adds the
+// header fields particular to the kind of message.
+func compose(from, to, replyTo *mail.Address, subj, body string, date time.Time, msgID string, extra func(*headerWriter)) (*emailMessage, error) {
 	h := headerWriter{}
 	h.add("From", from.String())
 	h.add("To", to.String())
-	if n.ReplyTo != "" {
-		replyTo, err := parseAddress(n.ReplyTo)
-		if err != nil {
-			return nil, fmt.Errorf("reply-to: %w", err)
-		}
+	if replyTo != nil {
 		h.add("Reply-To", replyTo.String())
 	}
-	h.addText("Subject", subject(n))
+	h.addText("Subject", subj)
 	h.add("Date", date.Format(time.RFC1123Z))
-	h.add("Message-ID", messageID(n))
+	h.add("Message-ID", msgID)
 	h.add("MIME-Version", "1.0")
 	h.add("Content-Type", "text/plain; charset=utf-8")
 	h.add("Content-Transfer-Encoding", "quoted-printable")
@@ -85,17 +107,8 @@ func composeEmail(from, to *mail.Address, n Notice, date time.Time) (*emailMessa
 	// out-of-office reply could land on the acknowledge-by-reply address.
 	h.add("Auto-Submitted", "auto-generated")
 	h.add("X-Auto-Response-Suppress", "OOF, AutoReply")
-	h.add("X-Callroom-Page", n.PageID.String())
-	h.add("X-Callroom-Priority", n.Priority)
-	// Mail clients sort and flag on these; routine pages stay unflagged so
-	// the flag keeps meaning something.
-	switch n.Priority {
-	case PriorityStat, PriorityASAP:
-		h.add("Importance", "high")
-		h.add("X-Priority", "1 (Highest)")
-	case PriorityUrgent:
-		h.add("Importance", "high")
-		h.add("X-Priority", "2 (High)")
+	if extra != nil {
+		extra(&h)
 	}
 	if h.err != nil {
 		return nil, h.err
@@ -105,7 +118,7 @@ func composeEmail(from, to *mail.Address, n Notice, date time.Time) (*emailMessa
 	buf.Write(h.buf.Bytes())
 	buf.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&buf)
-	if _, err := qp.Write([]byte(plainBody(n))); err != nil {
+	if _, err := qp.Write([]byte(body)); err != nil {
 		return nil, err
 	}
 	if err := qp.Close(); err != nil {

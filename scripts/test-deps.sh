@@ -15,6 +15,11 @@ fhir_engine() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
   fi
 }
+# swaks drives the email gateway as a real SMTP client; the two Perl modules
+# give it STARTTLS.
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
+/usr/bin/perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
+/usr/bin/perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
 
 if [ ${#need[@]} -eq 0 ]; then fhir_engine; exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 //	callroom migrate                  bring the database schema up to date
 //	callroom user add ...             create a user
 //	callroom token create ...         print a new API token for a user
+//	callroom audit verify             check the audit trail's hash chain
 //
 // Configuration comes from environment variables; flags override them. See
 // README.md for the list.
@@ -30,6 +31,7 @@ Usage:
   callroom token create --email E [--name N]
   callroom keys init|rotate|rewrap [--file PATH]
   callroom fhir subscribe [--config FILE] [--public-url URL]
+  callroom audit verify|purge [--database-url URL]
 
 Roles: nurse, physician, scheduler, admin, auditor.
 Run 'callroom COMMAND -h' for a command's flags. Configuration is read from
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fhirCommand(ctx, rest, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

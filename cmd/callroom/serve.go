@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"time"
+
+	"github.com/callroom/callroom/httpapi"
+	"github.com/callroom/callroom/ratelimit"
 
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pg"
@@ -38,16 +43,37 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		ehr, subscribe = &c, sub
 	}
+	mail, err := mailConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("smtp gateway: %w", err)
+	}
 	pool, err := pg.Open(ctx, cfg.databaseURL, pg.Options{MaxConns: int32(cfg.dbMaxConns)})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
+	proxies, _ := httpapi.ParseTrustedProxies(cfg.trustedProxies) // checked above
 	srv, err := server.New(ctx, server.Config{
-		Pool: pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
+		MetricsListener: metricsLn,
+		Pool:            pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
 		FHIR: ehr,
+		Mail: mail,
+		TLS:  cfg.tlsCertFile != "", FrameAncestors: cfg.frameAncestors, TrustedProxies: proxies,
+		OIDCIssuer: cfg.oidcIssuer, OIDCClientID: cfg.oidcClientID, OIDCClientSecret: cfg.oidcClientSecret, PasswordLoginOff: !cfg.passwordLogin,
+		Limits: &httpapi.Limits{
+			LoginPerIP:     ratelimit.Rule{Limit: cfg.loginRatePerMinute, Window: time.Minute},
+			LoginPerEmail:  ratelimit.Rule{Limit: httpapi.DefaultLimits.LoginPerEmail.Limit, Window: time.Minute},
+			PagesPerCaller: ratelimit.Rule{Limit: cfg.pageRatePerMinute, Window: time.Minute},
+		},
 	})
 	if err != nil {
 		return err
@@ -71,6 +97,30 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.tlsCertFile != "" {
+		tc, err := tlsConfig(cfg.tlsCertFile, cfg.tlsKeyFile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	log.Info("callroom serving", "addr", ln.Addr().String(), "public_url", cfg.publicURL)
 	return srv.Serve(ctx, ln, cfg.shutdownTimeout)
+}
+
+// tlsConfig terminates TLS in callroom itself (HIPAA 164.312(e)(1)): TLS 1.2
+// at least, HTTP/2 offered. Go's default cipher suites are all AEAD with
+// forward secrecy for TLS 1.2. The key pair is read again when its files
+// change, so a renewed certificate needs no restart.
+func tlsConfig(certFile, keyFile string) (*tls.Config, error) {
+	kp := &keyPair{certFile: certFile, keyFile: keyFile}
+	if _, err := kp.get(); err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get() },
+	}, nil
 }

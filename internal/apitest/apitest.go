@@ -23,6 +23,8 @@ import (
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // TestMasterKey is the master key of test instances (id "test").
@@ -34,8 +36,13 @@ type Instance struct {
 	DB     *pgtest.DB
 	Server *server.Server
 	URL    string
-	Logs   *bytes.Buffer // everything the instance logged, for PHI checks
-	logMu  *sync.Mutex
+	// MetricsURL is where /metrics is served: URL+"/metrics", or the
+	// separate listener's when Options.SeparateMetrics.
+	MetricsURL string
+	Logs       *bytes.Buffer // everything the instance logged, for PHI checks
+	// MailAddr is where the SMTP gateway listens when Options.Mail is set.
+	MailAddr string
+	logMu    *sync.Mutex
 }
 
 // Options adjust an instance.
@@ -45,11 +52,16 @@ type Options struct {
 	// SMTPRelay is the host:port of an SMTP relay for email notifications
 	// (server.Config.SMTPRelay); empty leaves email unconfigured.
 	SMTPRelay string
+	// Mail, when set, runs the inbound SMTP gateway on 127.0.0.1:0
+	// (Instance.MailAddr); its PublicURL defaults to the instance's.
+	Mail *mailgateway.Config
 	// Setup, when set, adjusts the built server before it starts serving
 	// (e.g. escalation.Store's delivery retry knobs).
 	Setup func(*server.Server)
 	// FHIR connects the instance to an EHR (server.Config.FHIR).
 	FHIR *fhir.Config
+	// SeparateMetrics serves /metrics on a listen address of its own.
+	SeparateMetrics bool
 }
 
 type lockedWriter struct {
@@ -89,14 +101,36 @@ func Start(t testing.TB, opt ...Options) *Instance {
 	}
 	cfg := server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond, MasterKeys: mk}
 	cfg.FHIR = o.FHIR
+	metricsURL := url + "/metrics"
+	if o.SeparateMetrics {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cfg.MetricsListener, metricsURL = mln, "http://"+mln.Addr().String()+"/metrics"
+	}
 	if o.SMTPRelay != "" {
 		cfg.SMTPRelay, cfg.SMTPFrom = o.SMTPRelay, "callroom@callroom.test"
 	}
+	cfg.Mail = o.Mail
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	var mailAddr string
+	if o.Mail != nil {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		srv.MailListener, mailAddr = mln, mln.Addr().String()
+	}
+	// Paging tests and benchmarks send far more pages per token than any
+	// ward; the page limit is tested on its own (httpapi TestRateLimits).
+	srv.API.Limits.PagesPerCaller = ratelimit.Rule{}
 	if o.Setup != nil {
 		o.Setup(srv)
 	}
@@ -108,7 +142,7 @@ func Start(t testing.TB, opt ...Options) *Instance {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Instance{T: t, DB: db, Server: srv, URL: url, Logs: logs, logMu: mu}
+	return &Instance{T: t, DB: db, Server: srv, URL: url, MetricsURL: metricsURL, Logs: logs, logMu: mu, MailAddr: mailAddr}
 }
 
 // LogText returns what the instance has logged so far.

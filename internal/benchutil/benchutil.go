@@ -32,6 +32,7 @@ import (
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
 )
 
 // masterKey encrypts the instance's PHI at rest; a fixed, public test key.
@@ -49,6 +50,9 @@ type Options struct {
 	// TraceSQL records the wall time of every statement the server runs (see
 	// SQLStats). It costs a mutex and a map update per statement.
 	TraceSQL bool
+	// Mail, when set, runs the inbound SMTP gateway on 127.0.0.1:0
+	// (Instance.MailAddr).
+	Mail *mailgateway.Config
 }
 
 // Instance is a running callroom on a fresh database.
@@ -59,6 +63,8 @@ type Instance struct {
 	Server *server.Server
 	URL    string
 	SQL    *SQLStats // nil unless Options.TraceSQL
+	// MailAddr is where the SMTP gateway listens when Options.Mail is set.
+	MailAddr string
 }
 
 // Start runs an instance until tb ends. It logs at Info (every request, as
@@ -108,12 +114,20 @@ func Start(tb testing.TB, o Options) *Instance {
 		tb.Fatal(err)
 	}
 	srv, err := server.New(ctx, server.Config{Pool: pool, Log: log, PublicURL: in.URL, EscalationPoll: o.EscalationPoll,
-		MasterKeys: mk})
+		MasterKeys: mk, Mail: o.Mail})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
 	}
 	in.Server = srv
+	if o.Mail != nil {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			tb.Fatal(err)
+		}
+		srv.MailListener, in.MailAddr = mln, mln.Addr().String()
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
 	tb.Cleanup(func() {

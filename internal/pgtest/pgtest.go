@@ -214,3 +214,16 @@ func randomHex(n int) string {
 	rand.Read(b) //nolint:errcheck
 	return hex.EncodeToString(b)
 }
+
+// Admin connects to the server as its administrator (not to this test's
+// database), for tests that act on the database from outside: refusing
+// connections, ending sessions. The connection closes when the test ends.
+func (db *DB) Admin(t testing.TB) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
@@ -26,9 +28,12 @@ import (
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
+	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -42,10 +47,27 @@ type Config struct {
 	EscalationPoll  time.Duration
 	// MasterKeys wrap the data keys that encrypt PHI at rest.
 	MasterKeys *keys.MasterKeys
+	// MetricsListener, when set, serves /metrics there instead of on the API's address.
+	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
 	// FHIR connects to the EHR; nil: no EHR.
 	FHIR *fhir.Config
+	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
+	// reply) on Mail.Addr; nil leaves it off.
+	Mail *mailgateway.Config
+	// TLS says callroom terminates TLS itself (HSTS is sent then, and when
+	// PublicURL is https). FrameAncestors is the CSP frame-ancestors list.
+	TLS            bool
+	FrameAncestors string
+	// Single sign-on; empty OIDCIssuer disables it. PasswordLoginOff leaves
+	// single sign-on as the only way in.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret string
+	PasswordLoginOff                           bool
+	// Limits overrides httpapi.DefaultLimits.
+	Limits *httpapi.Limits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is one callroom instance.
@@ -61,6 +83,12 @@ type Server struct {
 	FHIR     *fhir.Store // nil without an EHR
 	River    *worker.Client
 	API      *httpapi.Server
+	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
+	Mail *mailgateway.Server
+	// MailListener, when set before Serve, is where the gateway listens
+	// instead of Config.Mail.Addr (tests pass 127.0.0.1:0).
+	MailListener net.Listener
+	Metrics      *metrics.Metrics
 }
 
 // New wires an instance. It refuses a database whose schema is older than
@@ -69,7 +97,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := checkSchema(ctx, cfg.Pool); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, Metrics: metrics.New()}
+	s.Metrics.WatchQueues(cfg.Pool)
 	if cfg.MasterKeys == nil {
 		return nil, errors.New("no master key: set CALLROOM_MASTER_KEY_FILE or CALLROOM_MASTER_KEY")
 	}
@@ -85,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionLifetime > 0 {
 		s.Auth.SessionLifetime = cfg.SessionLifetime
 	}
+	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
 	s.Contacts = notify.NewStore(cfg.Pool)
@@ -98,6 +128,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Priority: p.Priority, Summary: p.Summary, SenderID: p.SenderID, RecipientIDs: p.RecipientIDs})
 	}
 	s.Pages.ThreadMember = inbox.PageThreadMember
+	s.Pages.Observe = s.Metrics
 	if cfg.SMTPRelay != "" {
 		sender, err := notify.NewEmailSender(notify.EmailConfig{Addr: cfg.SMTPRelay, From: cfg.SMTPFrom,
 			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, HeloName: cfg.SMTPHelo})
@@ -105,6 +136,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("email relay: %w", err)
 		}
 		s.Pages.Email = sender
+	}
+	if cfg.Mail != nil {
+		if err := s.newMailGateway(*cfg.Mail); err != nil {
+			return nil, err
+		}
 	}
 	// In-app notifications are delivered when a live stream writes them.
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
@@ -134,6 +170,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &escalation.DeliverWorker{Store: s.Pages})
 	river.AddWorker(workers, &escalation.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
+	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
+	river.AddWorker(workers, &audit.SealWorker{DB: cfg.Pool})
 	if cfg.FHIR != nil {
 		if err := cfg.FHIR.Check(); err != nil {
 			return nil, err
@@ -148,7 +186,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		river.AddWorker(workers, &fhir.DigestWorker{Store: s.FHIR})
 		s.Pages.PageSettled = s.FHIR.PageSettled
 	}
-	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic()}
+	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
+		ratelimit.SweepPeriodic(), audit.SealPeriodic()}
 	if s.FHIR != nil {
 		periodic = append(periodic, fhir.TickPeriodic(*cfg.FHIR), fhir.DigestPeriodic())
 	}
@@ -170,7 +209,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, FHIR: s.FHIR,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		Ready: s.ready,
+		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
+		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
+		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
+		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
+	}
+	if cfg.Limits != nil {
+		s.API.Limits = *cfg.Limits
+	}
+	if cfg.OIDCIssuer != "" {
+		s.API.OIDC = &httpapi.OIDCConfig{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+			RedirectURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/auth/oidc/callback"}
 	}
 	return s, nil
 }
@@ -203,6 +252,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	if err := s.River.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
+	if s.Mail != nil {
+		stopMail, err := s.serveMail(ctx, drain)
+		if err != nil {
+			return err
+		}
+		defer stopMail()
+	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
 	go func() {
@@ -212,6 +268,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		}
 	}()
 	defer func() { stopHub(); <-hubDone }()
+	failed, stopFailed := s.River.Subscribe(river.EventKindJobFailed)
+	defer stopFailed()
+	go func() {
+		for e := range failed {
+			s.Metrics.JobFailed(e.Job.Kind)
+		}
+	}()
+	if s.cfg.MetricsListener != nil {
+		msrv := &http.Server{Handler: s.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(s.cfg.MetricsListener) //nolint:errcheck // ends with Close below
+		defer msrv.Close()
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,78 @@
+package apitest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Event is one server-sent event as a client sees it.
+type Event struct {
+	ID   string
+	Type string
+	Data map[string]any
+	// Conn counts the stream connections so far (1 for the first).
+	Conn int
+}
+
+// Follow reads the caller's event stream the way EventSource does: when the
+// stream ends or cannot be opened, it reconnects after a short pause with
+// Last-Event-ID, to bases[0], bases[1], ... in turn (one base per instance
+// behind a load balancer). Events arrive on the channel until ctx ends.
+func (c *Client) Follow(ctx context.Context, bases ...string) <-chan Event {
+	if len(bases) == 0 {
+		bases = []string{c.Base}
+	}
+	out := make(chan Event, 1024)
+	go func() {
+		defer close(out)
+		last, conn := "", 0
+		for i := 0; ctx.Err() == nil; i++ {
+			conn++
+			req, _ := http.NewRequestWithContext(ctx, "GET", bases[i%len(bases)]+"/api/v1/events", nil)
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+			if last != "" {
+				req.Header.Set("Last-Event-ID", last)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil && resp.StatusCode == http.StatusOK {
+				r := bufio.NewReader(resp.Body)
+				var e Event
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						break
+					}
+					line = strings.TrimRight(line, "\n")
+					switch {
+					case strings.HasPrefix(line, "id: "):
+						e.ID = line[4:]
+					case strings.HasPrefix(line, "event: "):
+						e.Type = line[7:]
+					case strings.HasPrefix(line, "data: "):
+						json.Unmarshal([]byte(line[6:]), &e.Data) //nolint:errcheck
+					case line == "" && e.Type != "":
+						e.Conn = conn
+						last = e.ID
+						select {
+						case out <- e:
+						case <-ctx.Done():
+						}
+						e = Event{}
+					}
+				}
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,189 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/pgtest"
+)
+
+// serveBinary builds cmd/callroom and runs 'callroom serve' on db, returning
+// its base URL and the process (for kill -9). The process is stopped when
+// the test ends.
+func serveBinary(t *testing.T, db *pgtest.DB) (string, *exec.Cmd) {
+	t.Helper()
+	root, err := pgtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "callroom")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/callroom")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logPath := filepath.Join(dir, "serve.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "CALLROOM_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "DATABASE_URL="+db.URL, "CALLROOM_HTTP_ADDR="+addr, "CALLROOM_MASTER_KEY="+apitest.TestMasterKey,
+		"CALLROOM_DB_MAX_CONNS=10", "CALLROOM_ESCALATION_POLL=20ms")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("callroom serve log:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return "http://" + addr, cmd
+			}
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("callroom serve exited:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("callroom serve not ready within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSeveralInstances runs three instances on one database, as behind a
+// load balancer: two in this process (A, B) and one 'callroom serve'
+// process (C). Pages and messages sent through A reach streams held on B
+// and C live (LISTEN/NOTIFY); each step is escalated exactly once whichever
+// instance's River runs it. Then C is killed with SIGKILL: the stream it
+// held reconnects to A with Last-Event-ID and the next page's notification
+// arrives exactly once, and nothing before it is delivered again.
+func TestSeveralInstances(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewWithPoolSize(t, 20)
+	a := apitest.Start(t, apitest.Options{DB: db})
+	b := apitest.Start(t, apitest.Options{DB: db})
+	cURL, cProc := serveBinary(t, db)
+	admin, nurse := a.User("Avery Admin", "admin"), a.User("Nina Nurse", "nurse")
+	docA, docB := a.User("Dr A", "physician"), a.User("Dr B", "physician")
+	pol := admin.Must(201, "POST", "/api/v1/escalation-policies", map[string]any{"name": "Cardio", "steps": []any{
+		map[string]any{"delay_seconds": 1, "targets": []any{map[string]any{"user_id": docA.User.ID}}},
+		map[string]any{"delay_seconds": 600, "targets": []any{map[string]any{"user_id": docB.User.ID}}},
+	}})
+	svc := admin.Must(201, "POST", "/api/v1/services", map[string]any{"name": "Cardiology", "escalation_policy_id": pol["id"]})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onB := docA.Follow(ctx, b.URL)       // A's stream is held by instance B
+	onC := docB.Follow(ctx, cURL, a.URL) // B's by C, then (after C dies) by A
+	next := func(ch <-chan apitest.Event, typ string, match func(apitest.Event) bool) apitest.Event {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case e := <-ch:
+				if e.Type == typ && match(e) {
+					return e
+				}
+			case <-deadline:
+				t.Fatalf("no %s event within 30 s", typ)
+			}
+		}
+	}
+	pageIs := func(id string) func(apitest.Event) bool {
+		return func(e apitest.Event) bool { return e.Data["page_id"] == id }
+	}
+	// Streams are open once they have seen an event: a thread message does it.
+	thread := docA.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "direct", "member_ids": []any{docB.User.ID}})
+	msg := docA.Must(201, "POST", "/api/v1/threads/"+thread["id"].(string)+"/messages", map[string]any{"text": "Zorblax"})
+	next(onC, "message.created", func(e apitest.Event) bool { return e.Data["message_id"] == msg["id"] })
+
+	// P1 sent through A: step 0 reaches Dr A on B's stream; step 1 (1 s
+	// later, run by whichever River fetched it) reaches Dr B on C's.
+	p1 := nurse.Must(201, "POST", "/api/v1/pages", map[string]any{"service_id": svc["id"], "priority": "stat", "summary": "Zorblax"})["id"].(string)
+	next(onB, "page.notify", pageIs(p1))
+	e1 := next(onC, "page.notify", pageIs(p1))
+	if e1.Conn != 1 {
+		t.Fatalf("C's stream reconnected before the kill: %+v", e1)
+	}
+
+	cProc.Process.Signal(syscall.SIGKILL) //nolint:errcheck
+
+	// P2, after the kill: Dr B's stream reconnects to A with Last-Event-ID.
+	p2 := nurse.Must(201, "POST", "/api/v1/pages", map[string]any{"service_id": svc["id"], "priority": "stat", "summary": "Zorblax"})["id"].(string)
+	e2 := next(onC, "page.notify", pageIs(p2))
+	if e2.Conn < 2 {
+		t.Errorf("P2's notification came on the first connection: %+v", e2)
+	}
+	// Nothing more on either stream for a moment: no duplicate notification
+	// (e.g. P1's replayed after the reconnect).
+	quiet := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case e := <-onC:
+			if e.Type == "page.notify" || e.Type == "message.created" {
+				t.Errorf("after the reconnect, again: %+v", e)
+			}
+		case e := <-onB:
+			if e.Type == "page.notify" && e.Data["page_id"] == p1 {
+				t.Errorf("P1 notified Dr A twice: %+v", e)
+			}
+		case <-quiet:
+			done = true
+		}
+	}
+	// In the database: each (page, step) fired once, one notification each.
+	for _, p := range []string{p1, p2} {
+		var steps, notes int
+		if err := db.Pool.QueryRow(context.Background(), `SELECT
+				(SELECT count(*) FROM page_events WHERE page_id = $1 AND kind = 'step'),
+				(SELECT count(*) FROM notifications WHERE page_id = $1)`, p).Scan(&steps, &notes); err != nil {
+			t.Fatal(err)
+		}
+		if steps != 2 || notes != 2 {
+			t.Errorf("page %s: %d steps fired, %d notifications; want 2 and 2", p, steps, notes)
+		}
+	}
+	for _, in := range []*apitest.Instance{a, b} {
+		if strings.Contains(in.LogText(), "Zorblax") {
+			t.Error("page or message text was logged")
+		}
+	}
+}
