@@ -319,6 +319,11 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 // thread the page was filed in that the page changed. Events carry ids
 // only, never the page's text.
 func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUID) error {
+	if s.PageSettled != nil && (p.Status == Acknowledged || p.Status == Resolved || p.Status == Unanswered) {
+		if err := s.PageSettled(ctx, tx, p); err != nil {
+			return err
+		}
+	}
 	rows, _ := tx.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE page_id = $1`, p.ID)
 	users, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {

@@ -46,6 +46,11 @@ type Store struct {
 	// ThreadMember, when set, reports whether user is a member of the thread
 	// a page was filed in: they may acknowledge it from the thread.
 	ThreadMember func(ctx context.Context, q pg.Querier, pageID, userID uuid.UUID) (bool, error)
+	// PageSettled, when set, is called in the transaction of every change
+	// of a page that is acknowledged, resolved or unanswered (possibly more
+	// than once per status): package fhir queues the page's summary for the
+	// patient's record.
+	PageSettled func(ctx context.Context, tx pgx.Tx, p Page) error
 	// Observe, when set, hears about pages, steps and notifications (metrics).
 	Observe Observer
 	// ThreadMembers, when set, returns the current members of the thread a

@@ -41,6 +41,16 @@ var accessMatrix = map[string]string{
 	"GET /auth/oidc/login":    "public",
 	"GET /auth/oidc/callback": "public",
 
+	// The EHR calls back with its subscription's secret or an HMAC of the
+	// body, not a callroom credential; an EHR launch starts without a
+	// session (404 when no EHR is configured).
+	"POST /fhir/hooks/{subscription}":            "public",
+	"PUT /fhir/hooks/{subscription}/{type}/{id}": "public",
+	"GET /smart/launch":                          "public",
+	"GET /smart/callback":                        "public",
+	// Practitioners the EHR named that matched no account: for whoever manages accounts.
+	"GET /api/v1/fhir/unmatched-practitioners": "nnnyn",
+
 	"POST /api/v1/auth/logout": "yyyyy",
 	// One's own second factor.
 	"GET /api/v1/me/mfa":               "yyyyy",

@@ -18,6 +18,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/notify"
@@ -35,6 +36,8 @@ type Server struct {
 	Pages    *escalation.Store
 	Contacts *notify.Store
 	Inbox    *inbox.Store
+	// FHIR receives the EHR's subscription notifications (nil: no EHR).
+	FHIR *fhir.Store
 	// Ready reports whether the service can do its work (database and River
 	// reachable); /readyz answers from it.
 	Ready func(ctx context.Context) error
@@ -89,6 +92,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Get("/api/openapi.json", s.openAPI)
 	r.Get("/calendar/{file}", s.calendar)
+	s.fhirRoutes(r)
 	if s.Metrics != nil && !s.MetricsElsewhere {
 		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
 	}
@@ -107,6 +111,7 @@ func (s *Server) Handler() http.Handler {
 			s.pageRoutes(r)
 			s.contactRoutes(r)
 			s.threadRoutes(r)
+			r.Get("/fhir/unmatched-practitioners", s.unmatchedPractitioners)
 			s.reportRoutes(r)
 			s.securityRoutes(r)
 			s.auditRoutes(r)

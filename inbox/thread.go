@@ -59,6 +59,8 @@ type Thread struct {
 	CreatedAt            time.Time  `json:"created_at" db:"created_at"`
 	UpdatedAt            time.Time  `json:"updated_at" db:"updated_at"`
 	LastMessageAt        *time.Time `json:"last_message_at,omitempty" db:"last_message_at"`
+	// ArchivedAt: the encounter the thread was about ended (package fhir).
+	ArchivedAt *time.Time `json:"archived_at,omitempty" db:"archived_at"`
 
 	// Current members, by when they joined.
 	Members []Member `json:"members" db:"-"`
@@ -201,7 +203,7 @@ func nullString(s string) *string {
 }
 
 const threadColumns = `t.id, t.kind, t.name, t.patient_ref, t.encounter_ref, t.history_for_new_members, t.legal_hold,
-	t.created_by, t.created_at, t.updated_at, t.last_message_at`
+	t.created_by, t.created_at, t.updated_at, t.last_message_at, t.archived_at`
 
 // getThread reads a thread's row; lock is "" or a locking clause.
 func getThread(ctx context.Context, q pg.Querier, id uuid.UUID, lock string) (Thread, error) {

@@ -30,6 +30,7 @@ Usage:
   callroom user add --email E --name N --role ROLE[,ROLE] [--npi NPI] [--time-zone TZ] [--password-stdin]
   callroom token create --email E [--name N]
   callroom keys init|rotate|rewrap [--file PATH]
+  callroom fhir subscribe [--config FILE] [--public-url URL]
   callroom audit verify|purge [--database-url URL]
 
 Roles: nurse, physician, scheduler, admin, auditor.
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return errors.New("usage: callroom token create --email E [--name N]")
 		}
 		return tokenCreate(ctx, rest[1:], stdout, stderr)
+	case "fhir":
+		return fhirCommand(ctx, rest, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
 	case "audit":

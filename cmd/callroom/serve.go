@@ -12,6 +12,7 @@ import (
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/ratelimit"
 
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
@@ -33,6 +34,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mk, err := keys.LoadMasterKeys(cfg.masterKeyFile, os.Getenv("CALLROOM_MASTER_KEY"))
 	if err != nil {
 		return fmt.Errorf("master key: %w (create one with 'callroom keys init --file PATH' and set CALLROOM_MASTER_KEY_FILE)", err)
+	}
+	var ehr *fhir.Config
+	subscribe := false
+	if path := os.Getenv("CALLROOM_FHIR_CONFIG"); path != "" {
+		c, sub, err := fhir.LoadConfig(path, cfg.publicURL)
+		if err != nil {
+			return err
+		}
+		ehr, subscribe = &c, sub
 	}
 	mail, err := mailConfig(cfg)
 	if err != nil {
@@ -56,6 +66,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Pool:            pool, Log: log, PublicURL: cfg.publicURL, MasterKeys: mk,
 		SessionIdle: cfg.sessionIdle, SessionLifetime: cfg.sessionLifetime, EscalationPoll: cfg.escalationPoll,
 		SMTPRelay: cfg.smtpRelay, SMTPFrom: cfg.smtpFrom, SMTPUsername: cfg.smtpUsername, SMTPPassword: cfg.smtpPassword, SMTPHelo: cfg.smtpHelo,
+		FHIR: ehr,
 		Mail: mail,
 		TLS:  cfg.tlsCertFile != "", FrameAncestors: cfg.frameAncestors, TrustedProxies: proxies,
 		OIDCIssuer: cfg.oidcIssuer, OIDCClientID: cfg.oidcClientID, OIDCClientSecret: cfg.oidcClientSecret, PasswordLoginOff: !cfg.passwordLogin,
@@ -75,6 +86,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo data: %w", err)
 		}
 		printDemo(stderr, cfg.publicURL, logins)
+	}
+	if subscribe {
+		// An EHR that is down must not keep paging from starting.
+		if refs, err := fhir.Subscribe(ctx, *ehr); err != nil {
+			log.Warn("registering FHIR subscriptions failed; run 'callroom fhir subscribe' later", "err", err.Error())
+		} else {
+			log.Info("FHIR subscriptions registered", "count", len(refs))
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {

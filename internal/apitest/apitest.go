@@ -19,6 +19,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
@@ -57,6 +58,8 @@ type Options struct {
 	// Setup, when set, adjusts the built server before it starts serving
 	// (e.g. escalation.Store's delivery retry knobs).
 	Setup func(*server.Server)
+	// FHIR connects the instance to an EHR (server.Config.FHIR).
+	FHIR *fhir.Config
 	// SeparateMetrics serves /metrics on a listen address of its own.
 	SeparateMetrics bool
 }
@@ -97,6 +100,7 @@ func Start(t testing.TB, opt ...Options) *Instance {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Pool: db.Pool, Log: log, PublicURL: url, EscalationPoll: 20 * time.Millisecond, MasterKeys: mk}
+	cfg.FHIR = o.FHIR
 	metricsURL := url + "/metrics"
 	if o.SeparateMetrics {
 		mln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -24,6 +24,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/events"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/httpapi"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/keys"
@@ -54,6 +55,8 @@ type Config struct {
 	MetricsListener net.Listener
 	// Outbound email for notifications; empty SMTPRelay disables email.
 	SMTPRelay, SMTPFrom, SMTPUsername, SMTPPassword, SMTPHelo string
+	// FHIR connects to the EHR; nil: no EHR.
+	FHIR *fhir.Config
 	// Mail turns on the inbound SMTP gateway (page by email, acknowledge by
 	// reply) on Mail.Addr; nil leaves it off.
 	Mail *mailgateway.Config
@@ -81,6 +84,7 @@ type Server struct {
 	Pages    *escalation.Store
 	Contacts *notify.Store
 	Inbox    *inbox.Store
+	FHIR     *fhir.Store // nil without an EHR
 	River    *worker.Client
 	API      *httpapi.Server
 	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
@@ -173,10 +177,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	river.AddWorker(workers, &inbox.PurgeWorker{Store: s.Inbox})
 	river.AddWorker(workers, &ratelimit.SweepWorker{DB: cfg.Pool})
 	river.AddWorker(workers, &audit.SealWorker{DB: cfg.Pool})
+	if cfg.FHIR != nil {
+		if err := cfg.FHIR.Check(); err != nil {
+			return nil, err
+		}
+		if cfg.FHIR.Endpoint == "" {
+			cfg.FHIR.Endpoint = cfg.PublicURL
+		}
+		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
+		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
+		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
+		river.AddWorker(workers, &fhir.TickWorker{Store: s.FHIR})
+		river.AddWorker(workers, &fhir.DigestWorker{Store: s.FHIR})
+		s.Pages.PageSettled = s.FHIR.PageSettled
+	}
+	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
+		ratelimit.SweepPeriodic(), audit.SealPeriodic()}
+	if s.FHIR != nil {
+		periodic = append(periodic, fhir.TickPeriodic(*cfg.FHIR), fhir.DigestPeriodic())
+	}
 	client, err := worker.New(worker.Config{
 		Pool: cfg.Pool, Log: cfg.Log.With("component", "river"), Workers: workers,
-		Periodic: []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
-			ratelimit.SweepPeriodic(), audit.SealPeriodic()},
+		Periodic:       periodic,
 		EscalationPoll: cfg.EscalationPoll,
 	})
 	if err != nil {
@@ -184,10 +206,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.River = client
 	s.Pages.SetRiver(client)
+	if s.FHIR != nil {
+		s.FHIR.SetRiver(client)
+	}
 
 	s.API = &httpapi.Server{
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
-		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox,
+		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, FHIR: s.FHIR,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),

@@ -1,0 +1,73 @@
+package fhir_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/callroom/callroom/fhir"
+	"github.com/callroom/callroom/internal/fhirtest"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fhir.json")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// callroom fhir subscribe: every flavor's Subscription is valid FHIR (the
+// engine validates it) and registering twice leaves one per endpoint.
+func TestSubscribeFromConfigFile(t *testing.T) {
+	t.Parallel()
+	ehr := fhirtest.Start(t)
+	path := writeConfig(t, `{"base_url": "`+ehr.URL+`", "timeout": "5s", "subscriptions": [
+		{"name": "a", "flavor": "rest-hook-empty", "criteria": "CareTeam", "secret": "`+secret+`"},
+		{"name": "b", "flavor": "rest-hook-payload", "criteria": "Encounter?status=in-progress", "secret": "`+secret+`"},
+		{"name": "c", "flavor": "backport", "criteria": "Encounter", "topic": "http://example.org/t", "content": "full-resource", "heartbeat": "60s", "secret": "`+secret+`"},
+		{"name": "d", "flavor": "medplum", "criteria": "Encounter", "secret": "`+secret+`"}]}`)
+	cfg, _, err := fhir.LoadConfig(path, "http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		refs, err := fhir.Subscribe(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(refs) != 4 {
+			t.Fatalf("refs = %v", refs)
+		}
+	}
+	_, b := ehr.Do("GET", "Subscription?_count=100", nil)
+	if n := len(b["entry"].([]any)); n != 4 {
+		t.Fatalf("%d Subscriptions on the EHR after subscribing twice, want 4", n)
+	}
+}
+
+func TestConfigFileMistakes(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ text, want string }{
+		{`{"subscriptions": []}`, "base URL is required"},
+		{`{"base_url": "http://x", "timeout": "soon"}`, "timeout"},
+		{`{"base_url": "http://x", "secrets": 1}`, "unknown field"},
+		{`{"base_url": "http://x", "subscriptions": [{"name": "Bad Name", "flavor": "medplum", "criteria": "Encounter", "secret": "` + secret + `"}]}`, "name must be"},
+		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "websocket", "criteria": "Encounter", "secret": "` + secret + `"}]}`, "flavor must be"},
+		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "medplum", "criteria": "Patient", "secret": "` + secret + `"}]}`, "Encounter or CareTeam"},
+		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "medplum", "criteria": "Encounter", "secret": "short"}]}`, "at least 16"},
+		{`{"base_url": "http://x", "subscriptions": [{"name": "a", "flavor": "backport", "criteria": "Encounter", "secret": "` + secret + `"}]}`, "topic"},
+		{`{"base_url": "http://x", "smart": {"client_id": "c"}}`, "private_key_file"},
+		{`{"base_url": "http://x", "smart": {"client_id": "c", "private_key_file": "/nonexistent.pem"}}`, "smart key"},
+		{`{"base_url": "http://x", "bearer_token": "t", "smart": {"client_id": "c", "private_key_file": "k"}}`, "not both"},
+	}
+	for _, c := range cases {
+		_, _, err := fhir.LoadConfig(writeConfig(t, c.text), "")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.text, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package fhir_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/callroom/callroom/fhir"
+	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/fhirtest"
+)
+
+// SMART on FHIR EHR launch against the engine's authorization server: the
+// clinician opens callroom from the chart, is signed in and lands in the
+// patient's thread; a second use of the answer, a foreign iss and a
+// clinician callroom does not know are refused.
+func TestEHRLaunch(t *testing.T) {
+	t.Parallel()
+	ehr := fhirtest.Start(t)
+	in := apitest.Start(t, apitest.Options{FHIR: &fhir.Config{BaseURL: ehr.URL, Launch: &fhir.Launch{ClientID: "callroom-app"}}})
+	e := &env{t: t, in: in, ehr: ehr}
+	drA, prA := e.clinician("Dr A", "physician", true)
+	stranger := ehr.Create(map[string]any{"resourceType": "Practitioner", "active": true})
+	pat := e.patient()
+	enc := ehr.Create(encounter(pat, "in-progress", "IMP"))
+	ehr.Control("launch", map[string]any{"launch": "L1", "patient": strings.TrimPrefix(pat, "Patient/"), "encounter": enc["id"], "fhirUser": prA})
+	ehr.Control("launch", map[string]any{"launch": "L2", "patient": strings.TrimPrefix(pat, "Patient/"), "fhirUser": "Practitioner/" + stranger["id"].(string)})
+
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) *http.Response {
+		t.Helper()
+		resp, err := browser.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	launch := func(l string) (callback string) {
+		t.Helper()
+		r := get(in.URL + "/smart/launch?" + url.Values{"iss": {ehr.URL}, "launch": {l}}.Encode())
+		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), ehr.URL+"/oauth2/authorize?") {
+			t.Fatalf("launch: %d to %q", r.StatusCode, r.Header.Get("Location"))
+		}
+		r = get(r.Header.Get("Location"))
+		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), in.URL+fhir.LaunchCallbackPath+"?") {
+			t.Fatalf("authorize: %d to %q", r.StatusCode, r.Header.Get("Location"))
+		}
+		return r.Header.Get("Location")
+	}
+
+	cb := launch("L1")
+	r := get(cb)
+	if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), in.URL+"/threads/") {
+		t.Fatalf("callback: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	var cookie *http.Cookie
+	for _, c := range r.Cookies() {
+		if c.Name == "callroom_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly {
+		t.Fatal("no session cookie")
+	}
+	thread := strings.TrimPrefix(r.Header.Get("Location"), in.URL+"/threads/")
+	req, _ := http.NewRequest("GET", in.URL+"/api/v1/threads/"+thread, nil)
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the launched clinician reads the thread: %d", resp.StatusCode)
+	}
+	if id, _, members := e.threadOf(pat, "Encounter/"+enc["id"].(string)); id.String() != thread || !sameMembers(members, drA.User.ID) {
+		t.Fatalf("thread %s members %v", id, members)
+	}
+
+	if r := get(cb); r.StatusCode != 400 {
+		t.Errorf("the same answer twice: %d, want 400", r.StatusCode)
+	}
+	if r := get(in.URL + "/smart/launch?" + url.Values{"iss": {"https://evil.example/fhir"}, "launch": {"L1"}}.Encode()); r.StatusCode != 400 {
+		t.Errorf("a foreign iss: %d, want 400", r.StatusCode)
+	}
+	if r := get(launch("L2")); r.StatusCode != 403 {
+		t.Errorf("an unknown clinician: %d, want 403", r.StatusCode)
+	}
+	var denied int
+	in.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'fhir.launch' AND outcome = 'denied'`).Scan(&denied) //nolint:errcheck
+	if denied != 1 {
+		t.Errorf("%d refused launches audited, want 1", denied)
+	}
+}
