@@ -12,25 +12,16 @@ import (
 	"github.com/callroom/callroom/fhir"
 )
 
-// syntheaDir finds the shared Synthea patient bundles (shared/data/synthea
-// beside the checkout or one of its parents).
+// syntheaDir is where the Synthea patient bundle lives: a copy in
+// testdata/synthea (from the project's shared test data, Apache-2.0, see its
+// NOTICE), so a fresh clone tests without anything beside it;
+// CALLROOM_SYNTHEA_DIR points at another set with the same file.
 func syntheaDir(t *testing.T) string {
 	t.Helper()
 	if d := os.Getenv("CALLROOM_SYNTHEA_DIR"); d != "" {
 		return d
 	}
-	dir, _ := filepath.Abs("..")
-	for {
-		cand := filepath.Join(dir, "shared", "data", "synthea")
-		if _, err := os.Stat(cand); err == nil {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("the Synthea bundles (shared/data/synthea) are not beside this checkout or a parent: set CALLROOM_SYNTHEA_DIR")
-		}
-		dir = parent
-	}
+	return filepath.Join("testdata", "synthea")
 }
 
 // A realistic patient (a Synthea transaction bundle, loaded into the
