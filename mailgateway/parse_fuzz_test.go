@@ -30,12 +30,18 @@ func FuzzParseMessage(f *testing.F) {
 		"no header at all\n\nbody",
 		"Subject: \n\n\n",
 		"",
+		"Subject: " + strings.Repeat("x", 2000) + "\r\n\r\n",
+		"Auto-Submitted: auto-replied\r\n\r\nout of office",
+		"Content-Type: multipart/alternative; boundary=\"\"\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := mailgateway.ParseMessage(raw)
 		if err != nil {
+			if m != nil {
+				t.Fatal("an error and a message")
+			}
 			var se *smtp.SMTPError
 			if !errors.As(err, &se) || (se.Code != 552 && se.Code != 554) {
 				t.Fatalf("refused with %v, want an SMTP 552 or 554", err)
@@ -60,6 +66,9 @@ func FuzzParseMessage(f *testing.F) {
 		case "", escalation.Routine, escalation.Urgent, escalation.ASAP, escalation.Stat:
 		default:
 			t.Fatalf("priority %q", m.Priority)
+		}
+		if m.DedupKey == "" {
+			t.Fatal("no dedup key")
 		}
 		if m.Attachments < 0 {
 			t.Fatalf("attachments = %d", m.Attachments)
