@@ -122,8 +122,9 @@ func ptr[T any](v T) *T { return &v }
 
 func printDemo(w io.Writer, publicURL string, logins []demoLogin) {
 	fmt.Fprintf(w, "\ncallroom demo is ready at %s\n", publicURL)
+	fmt.Fprintf(w, "  Open %s/ in a browser (paging console, inbox, schedules, admin)\n", publicURL)
 	fmt.Fprintf(w, "  API document: %s/api/openapi.json\n", publicURL)
-	fmt.Fprintf(w, "  Sign in: POST %s/api/v1/auth/login with one of these (password %q):\n", publicURL, demoPassword)
+	fmt.Fprintf(w, "  Sign in, in the browser or with POST %s/api/v1/auth/login, as one of these (password %q):\n", publicURL, demoPassword)
 	for _, l := range logins {
 		fmt.Fprintf(w, "    %-36s %s\n", l.email, l.role)
 	}
