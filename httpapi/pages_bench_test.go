@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -64,9 +63,7 @@ func pageToNotify(b *testing.B, notifyRate, pairs int) {
 	in := benchutil.Start(b, benchutil.Options{TraceSQL: true})
 
 	// One event reader per physician: page_id -> when its page.notify was read.
-	var mu sync.Mutex
-	notified := map[uuid.UUID]time.Time{}
-	arrived := make(chan struct{}, 1)
+	notices := benchutil.NewNotices()
 	bodies := make([][]byte, pairs)
 	nurses := make([]*benchutil.Client, pairs)
 	for i := range pairs {
@@ -79,28 +76,7 @@ func pageToNotify(b *testing.B, notifyRate, pairs int) {
 			b.Fatal(err)
 		}
 		defer stream.Close() //nolint:errcheck
-		go func() {
-			for e := range stream.Events {
-				if e.Type != "page.notify" {
-					continue
-				}
-				var d struct {
-					PageID uuid.UUID `json:"page_id"`
-				}
-				if json.Unmarshal(e.Data, &d) != nil {
-					continue
-				}
-				mu.Lock()
-				if _, dup := notified[d.PageID]; !dup {
-					notified[d.PageID] = e.Received
-				}
-				mu.Unlock()
-				select {
-				case arrived <- struct{}{}:
-				default:
-				}
-			}
-		}()
+		notices.Watch(stream)
 	}
 	// Warm up: a few pages per service, so connections and plans exist.
 	for i := range 2 * pairs {
@@ -143,19 +119,12 @@ func pageToNotify(b *testing.B, notifyRate, pairs int) {
 		lastSend := time.Now()
 		// Wait for every page's event, or notifyWait.
 		for {
-			mu.Lock()
-			n := 0
-			for _, id := range ids {
-				if _, ok := notified[id]; ok {
-					n++
-				}
-			}
-			mu.Unlock()
+			n := notices.Count(ids)
 			if n == notifyPages-int(fails.Load()) || time.Since(lastSend) > notifyWait {
 				break
 			}
 			select {
-			case <-arrived:
+			case <-notices.Arrived():
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -165,12 +134,11 @@ func pageToNotify(b *testing.B, notifyRate, pairs int) {
 		span += waited.Sub(cpu0.At)
 		received := make([]time.Time, notifyPages)
 		var run benchutil.Latencies
-		mu.Lock()
 		for i, id := range ids {
 			if id == uuid.Nil {
 				continue
 			}
-			if at, ok := notified[id]; ok {
+			if at, ok := notices.At(id); ok {
 				received[i] = at
 				run.Add(at.Sub(due[i]))
 			} else {
@@ -178,7 +146,6 @@ func pageToNotify(b *testing.B, notifyRate, pairs int) {
 				run.Add(waited.Sub(due[i]))
 			}
 		}
-		mu.Unlock()
 		for _, d := range run.Values() {
 			lat.Add(d)
 		}

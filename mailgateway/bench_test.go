@@ -2,7 +2,6 @@ package mailgateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -43,8 +42,7 @@ func smtpPages(b *testing.B, senders int) {
 	ctx := context.Background()
 	in := benchutil.Start(b, benchutil.Options{Mail: &mailgateway.Config{Domains: []string{domain}}})
 
-	var mu sync.Mutex
-	notified := map[uuid.UUID]time.Time{}
+	notices := benchutil.NewNotices()
 	services := make([]uuid.UUID, senders)
 	for i := range senders {
 		doctor := in.User(fmt.Sprintf("Dr %d", i), "physician")
@@ -58,23 +56,7 @@ func smtpPages(b *testing.B, senders int) {
 			b.Fatal(err)
 		}
 		defer stream.Close() //nolint:errcheck
-		go func() {
-			for e := range stream.Events {
-				if e.Type != "page.notify" {
-					continue
-				}
-				var d struct {
-					PageID uuid.UUID `json:"page_id"`
-				}
-				if json.Unmarshal(e.Data, &d) == nil {
-					mu.Lock()
-					if _, dup := notified[d.PageID]; !dup {
-						notified[d.PageID] = e.Received
-					}
-					mu.Unlock()
-				}
-			}
-		}()
+		notices.Watch(stream)
 	}
 
 	var lat, accept benchutil.Latencies
@@ -117,10 +99,7 @@ func smtpPages(b *testing.B, senders int) {
 			for k, id := range ids {
 				var at time.Time
 				for {
-					mu.Lock()
-					t, ok := notified[id]
-					mu.Unlock()
-					if ok {
+					if t, ok := notices.At(id); ok {
 						at = t
 						break
 					}

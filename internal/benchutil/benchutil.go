@@ -33,6 +33,7 @@ import (
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
 	"github.com/callroom/callroom/mailgateway"
+	"github.com/callroom/callroom/ratelimit"
 )
 
 // masterKey encrypts the instance's PHI at rest; a fixed, public test key.
@@ -120,6 +121,10 @@ func Start(tb testing.TB, o Options) *Instance {
 		tb.Fatal(err)
 	}
 	in.Server = srv
+	// A benchmark's nurse sends far more pages than the production limit
+	// per caller (CALLROOM_PAGE_RATE, 120/min); its cost is measured by
+	// ratelimit's own benchmark.
+	srv.API.Limits.PagesPerCaller = ratelimit.Rule{}
 	if o.Mail != nil {
 		mln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
