@@ -85,7 +85,7 @@ func (s *Server) smartCallback(w http.ResponseWriter, r *http.Request) {
 		s.launchFailed(w, r, err)
 		return
 	}
-	sess, secret, err := s.Auth.StartSession(r.Context(), done.UserID, "smart-launch", clientAddr(r), r.UserAgent())
+	sess, secret, err := s.Auth.OpenSession(r.Context(), done.UserID, clientAddr(r), r.UserAgent())
 	if err != nil {
 		s.fail(w, r, err)
 		return

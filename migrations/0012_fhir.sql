@@ -2,11 +2,6 @@
 -- the EHR's subscriptions, the care-team memberships they keep in step, and
 -- practitioners that matched no callroom user.
 
--- A clinician signed in by an EHR launch (SMART on FHIR) has a session of
--- method 'smart-launch'.
-ALTER TABLE sessions DROP CONSTRAINT sessions_method_check,
-    ADD CONSTRAINT sessions_method_check CHECK (method IN ('password', 'password+totp', 'password+recovery', 'oidc', 'smart', 'smart-launch'));
-
 -- A patient thread is archived when its encounter ends; it stays readable.
 ALTER TABLE threads ADD COLUMN archived_at timestamptz;
 
