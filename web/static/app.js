@@ -78,6 +78,7 @@ const state = {
   watchedPage: null,   // the page the console is watching
   openDetails: new Map(), // inbox: page id -> the page, details shown
   openSessions: new Map(), // admin: user id -> their sessions, shown
+  editingRoles: new Set(), // admin: user ids whose roles are being changed
   tick: null,
 };
 
@@ -236,6 +237,7 @@ function signedOut(message) {
   state.openThread = null;
   state.openDetails.clear();
   state.openSessions.clear();
+  state.editingRoles.clear();
   sessionStorage.removeItem("chart_patient");
   pendingSecondStep = null;
   $("#signin-second").hidden = true;
@@ -755,9 +757,44 @@ async function loadAdminUsers() {
       (u.active ? "" : " · deactivated")), " ",
     u.id === state.me.user.id ? null : el("button", { type: "button", class: "toggle-active", on: { click: () => setActive(u, !u.active) } },
       (u.active ? "Deactivate " : "Reactivate ") + u.name),
+    u.id === state.me.user.id ? null : el("button", { type: "button", class: "roles", "aria-expanded": String(state.editingRoles.has(u.id)),
+      on: { click: () => toggleRoles(u.id) } }, "Change roles of " + u.name),
     el("button", { type: "button", class: "sessions", "aria-expanded": String(state.openSessions.has(u.id)),
       on: { click: () => toggleSessions(u.id) } }, "Sessions of " + u.name),
-    sessionsBox(u))));
+    rolesBox(u), sessionsBox(u))));
+}
+
+// Roles: an administrator changes another user's roles (their own stay as
+// they are here, so nobody locks the last administrator out by a click).
+// The change applies at the user's next request: permissions are looked up
+// per request.
+const allRoles = ["nurse", "physician", "scheduler", "admin", "auditor"];
+
+function rolesBox(u) {
+  if (!state.editingRoles.has(u.id)) return null;
+  return el("form", { class: "roles-box", on: { submit: (ev) => saveRoles(ev, u) } },
+    el("fieldset", {}, el("legend", {}, "Roles of " + u.name),
+      el("span", { class: "role-choices" }, ...allRoles.map((r) => el("label", {},
+        el("input", { type: "checkbox", name: "role", value: r, checked: u.roles.includes(r) }), " " + r))),
+      el("button", { type: "submit", class: "save-roles" }, "Save roles of " + u.name)));
+}
+
+async function toggleRoles(id) {
+  adminError(null);
+  if (state.editingRoles.has(id)) state.editingRoles.delete(id); else state.editingRoles.add(id);
+  await loadAdminUsers();
+}
+
+async function saveRoles(ev, u) {
+  ev.preventDefault();
+  adminError(null);
+  const roles = [...ev.target.querySelectorAll("input[name=role]:checked")].map((c) => c.value);
+  try {
+    await api("PATCH", "/users/" + u.id, { roles });
+    state.editingRoles.delete(u.id);
+    await loadAdminUsers();
+    notice("Roles of " + u.name + " saved: " + (roles.join(", ") || "none") + ".");
+  } catch (e) { adminError(e); }
 }
 
 // Sessions and devices: an administrator sees where a user is signed in and
@@ -1169,7 +1206,7 @@ function setupSchedules() {
   $("#rule-form").addEventListener("submit", (ev) => saveSchedulePart(ev, "/schedules/" + cal.schedule + "/rules", () => {
     const [kind, id] = $("#rule-who").value.split(":");
     const b = { windows: [{ start: $("#rule-start").value, end: $("#rule-end").value,
-      weekdays: [...document.querySelectorAll(".weekdays input:checked")].map((c) => Number(c.value)) }] };
+      weekdays: [...document.querySelectorAll("#rule-form .weekdays input:checked")].map((c) => Number(c.value)) }] };
     if (kind === "rotation") b.rotation_id = id; else if (kind === "user") b.user_id = id;
     return b;
   }));
