@@ -148,7 +148,7 @@ func responseTimesSVG(out reports.ResponseTimes) string {
 	}
 	h := 40 + rowH*max(len(out.Services), 1)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12" role="img">`, labelW+barW+120, h)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12" role="img">`, labelW+barW+150, h)
 	fmt.Fprintf(&b, `<title>Time to acknowledge, %s to %s</title>`, out.From.Format(time.DateOnly), out.To.Format(time.DateOnly))
 	fmt.Fprintf(&b, `<text x="4" y="16" font-weight="bold">Time to acknowledge (median dark, 90th percentile light), %s to %s</text>`,
 		out.From.Format(time.DateOnly), out.To.Format(time.DateOnly))

@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -70,4 +72,45 @@ func TestAdminUsersAndServices(t *testing.T) {
 	admin.waitFor("service listed", `[...document.querySelectorAll("#admin-services li")].some(li => li.textContent === "Nephrology policy Nephrology: 1. Dr. Rita Renal (10 min); 2. Ada Admin (10 min), repeated 1×")`)
 	admin.checkScreen()
 	admin.screenshot("admin")
+}
+
+// TestAdminChangesRoles: an administrator makes a physician a scheduler
+// too; the change holds at the physician's next request (their schedules
+// screen then offers editing), and the administrator is offered no way to
+// change their own roles.
+func TestAdminChangesRoles(t *testing.T) {
+	t.Parallel()
+	in := apitest.Start(t)
+	browser := startBrowser(t)
+	admin := newPerson(t, in, browser, "Ada Admin", 1280, 1000, "admin")
+	doc := newPerson(t, in, browser, "Dr. Sam Surgeon", 360, 740, "physician")
+
+	doc.signIn(in.URL)
+	doc.do("open schedules", chromedp.Navigate(in.URL+"/#schedules"))
+	doc.waitFor("read-only schedules", `!document.querySelector("#schedules").hidden && document.querySelector("#sched-edit").hidden`)
+
+	admin.signIn(in.URL)
+	admin.do("open admin", chromedp.Navigate(in.URL+"/#admin"))
+	docRow := fmt.Sprintf(`document.querySelector('#admin-users li[data-user=%q]')`, doc.id)
+	admin.waitFor("users listed", docRow)
+	if eval[bool](admin, fmt.Sprintf(`!!document.querySelector('#admin-users li[data-user=%q] button.roles')`, admin.id)) {
+		t.Error("the administrator is offered a change of their own roles")
+	}
+	admin.do("change roles", chromedp.Evaluate[chromedp.Void](docRow+`.querySelector("button.roles").click()`))
+	admin.waitFor("roles shown", `(() => { const b = `+docRow+`.querySelector(".roles-box");
+		return b && b.querySelector("input[value=physician]").checked && !b.querySelector("input[value=scheduler]").checked; })()`)
+	admin.checkScreen()
+	admin.do("add scheduler", chromedp.Evaluate[chromedp.Void](docRow+`.querySelector(".roles-box input[value=scheduler]").click()`))
+	admin.screenshot("admin-roles")
+	admin.do("save", chromedp.Evaluate[chromedp.Void](docRow+`.querySelector(".roles-box button.save-roles").click()`))
+	admin.waitFor("saved", docRow+`.textContent.includes(" · physician, scheduler") && !`+docRow+`.querySelector(".roles-box") && document.querySelector("#notice").textContent.includes("physician, scheduler")`)
+
+	me := doc.api.Must(http.StatusOK, "GET", "/api/v1/me", nil)
+	if perms := fmt.Sprint(me["permissions"]); !strings.Contains(perms, "schedules.edit") {
+		t.Errorf("after the change the physician's permissions are %s, want schedules.edit among them", perms)
+	}
+	doc.do("reload schedules", chromedp.Reload())
+	doc.waitFor("schedules editable", `!document.querySelector("#schedules").hidden && !document.querySelector("#sched-edit").hidden`)
+	doc.checkScreen()
+	admin.checkScreen()
 }

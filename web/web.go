@@ -1,6 +1,7 @@
 // Package web is callroom's browser client: a sign-in screen, the nurses'
 // paging console, the clinicians' inbox, the schedulers' calendar and the
-// patient-chart view. It is plain HTML, CSS and JavaScript embedded in the
+// patient-chart view, the administrators' screens and the response-time
+// report (admins and auditors). It is plain HTML, CSS and JavaScript embedded in the
 // binary (no build step), talking to the JSON API under /api/v1 with the
 // session cookie, and to the event stream at /api/v1/events for live
 // updates. No page carries PHI in its URL: screens are chosen by the

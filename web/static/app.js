@@ -78,6 +78,7 @@ const state = {
   watchedPage: null,   // the page the console is watching
   openDetails: new Map(), // inbox: page id -> the page, details shown
   openSessions: new Map(), // admin: user id -> their sessions, shown
+  editingRoles: new Set(), // admin: user ids whose roles are being changed
   tick: null,
 };
 
@@ -92,7 +93,7 @@ function notice(text) {
 
 // ---- screens ----------------------------------------------------------
 
-const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules, admin: showAdmin, chart: showChart };
+const screens = { console: showConsole, inbox: showInbox, schedules: showSchedules, admin: showAdmin, reports: showReports, chart: showChart };
 
 function chartPatient() { return sessionStorage.getItem("chart_patient") || ""; }
 
@@ -199,7 +200,7 @@ async function loadMe() {
   }
   $("#whoami").textContent = state.me.user.name;
   for (const a of document.querySelectorAll("nav a")) {
-    const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read", admin: "users.manage" }[a.dataset.screen];
+    const need = { console: "pages.send", inbox: "pages.read", schedules: "schedules.read", admin: "users.manage", reports: "audit.read" }[a.dataset.screen];
     a.hidden = a.dataset.screen === "chart" ? !chartPatient() : !can(need);
   }
   const meta = document.querySelector("meta[name=callroom-idle-seconds]");
@@ -236,6 +237,7 @@ function signedOut(message) {
   state.openThread = null;
   state.openDetails.clear();
   state.openSessions.clear();
+  state.editingRoles.clear();
   sessionStorage.removeItem("chart_patient");
   pendingSecondStep = null;
   $("#signin-second").hidden = true;
@@ -245,6 +247,7 @@ function signedOut(message) {
   for (const id of ["#mfa-recovery", "#admin-users", "#admin-services", "#chart-threads", "#chart-pages", "#recent-pages", "#page-timeline", "#open-pages", "#threads", "#messages", "#oncall-all"]) {
     $(id).replaceChildren();
   }
+  clearReport();
   $("#page-live").hidden = true;
   $("#thread-view").hidden = true;
   $("#thread-h").textContent = "";
@@ -754,9 +757,44 @@ async function loadAdminUsers() {
       (u.active ? "" : " · deactivated")), " ",
     u.id === state.me.user.id ? null : el("button", { type: "button", class: "toggle-active", on: { click: () => setActive(u, !u.active) } },
       (u.active ? "Deactivate " : "Reactivate ") + u.name),
+    u.id === state.me.user.id ? null : el("button", { type: "button", class: "roles", "aria-expanded": String(state.editingRoles.has(u.id)),
+      on: { click: () => toggleRoles(u.id) } }, "Change roles of " + u.name),
     el("button", { type: "button", class: "sessions", "aria-expanded": String(state.openSessions.has(u.id)),
       on: { click: () => toggleSessions(u.id) } }, "Sessions of " + u.name),
-    sessionsBox(u))));
+    rolesBox(u), sessionsBox(u))));
+}
+
+// Roles: an administrator changes another user's roles (their own stay as
+// they are here, so nobody locks the last administrator out by a click).
+// The change applies at the user's next request: permissions are looked up
+// per request.
+const allRoles = ["nurse", "physician", "scheduler", "admin", "auditor"];
+
+function rolesBox(u) {
+  if (!state.editingRoles.has(u.id)) return null;
+  return el("form", { class: "roles-box", on: { submit: (ev) => saveRoles(ev, u) } },
+    el("fieldset", {}, el("legend", {}, "Roles of " + u.name),
+      el("span", { class: "role-choices" }, ...allRoles.map((r) => el("label", {},
+        el("input", { type: "checkbox", name: "role", value: r, checked: u.roles.includes(r) }), " " + r))),
+      el("button", { type: "submit", class: "save-roles" }, "Save roles of " + u.name)));
+}
+
+async function toggleRoles(id) {
+  adminError(null);
+  if (state.editingRoles.has(id)) state.editingRoles.delete(id); else state.editingRoles.add(id);
+  await loadAdminUsers();
+}
+
+async function saveRoles(ev, u) {
+  ev.preventDefault();
+  adminError(null);
+  const roles = [...ev.target.querySelectorAll("input[name=role]:checked")].map((c) => c.value);
+  try {
+    await api("PATCH", "/users/" + u.id, { roles });
+    state.editingRoles.delete(u.id);
+    await loadAdminUsers();
+    notice("Roles of " + u.name + " saved: " + (roles.join(", ") || "none") + ".");
+  } catch (e) { adminError(e); }
 }
 
 // Sessions and devices: an administrator sees where a user is signed in and
@@ -861,6 +899,92 @@ async function saveUser(ev) {
     const f = { name: "#user-name", email: "#user-email", npi: "#user-npi", password: "#user-password" }[e.field];
     if (f) $(f).focus();
   }
+}
+
+// ---- response times (administrators and auditors) -------------------------
+
+// The report for the chosen period (the last 7, 30 or 90 days up to now)
+// and service: tables from the JSON, the chart from the SVG the API draws,
+// and CSV links to the same query. The chart is fetched with the session
+// and shown as an <img> from a blob: URL: the Content-Security-Policy
+// allows blob: images, and an SVG loaded as an image runs no script.
+const report = { seq: 0, chartURL: null };
+
+function reportQuery() {
+  const to = new Date();
+  const from = new Date(to.getTime() - Number($("#rt-period").value) * 86400e3);
+  const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+  if ($("#rt-service").value) q.set("service", $("#rt-service").value);
+  return q;
+}
+
+async function showReports() {
+  const sel = $("#rt-service");
+  if (sel.options.length <= 1) {
+    const d = await api("GET", "/services");
+    sel.replaceChildren(el("option", { value: "" }, "All services"),
+      ...d.services.map((s) => el("option", { value: s.id }, s.name)));
+  }
+  await loadReport();
+}
+
+// fmtSeconds says a duration the way a charge nurse would.
+function fmtSeconds(s) {
+  if (s === null || s === undefined) return "—";
+  if (s < 10) return s.toFixed(1) + " s";
+  s = Math.round(s);
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+  return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
+}
+
+function reportRows(tbody, rows, empty, cols) {
+  $(tbody).replaceChildren(...(rows.length ? rows.map((r) => el("tr", {}, ...cols(r).map((c, i) => el(i === 0 ? "th" : "td", i === 0 ? { scope: "row" } : {}, c))))
+    : [el("tr", { class: "empty" }, el("td", { colspan: $(tbody).closest("table").tHead.rows[0].cells.length }, empty))]));
+}
+
+async function loadReport() {
+  const seq = ++report.seq;
+  const m = $("#rt-error");
+  m.hidden = true;
+  const q = reportQuery();
+  const [data, svg] = await Promise.all([
+    api("GET", "/reports/response-times?" + q),
+    fetch("/api/v1/reports/response-times?" + q + "&format=svg", { credentials: "same-origin" }).then((r) => {
+      if (!r.ok) throw new APIError(r.status, null);
+      return r.blob();
+    }),
+  ]).catch((e) => { if (seq === report.seq) { m.textContent = e.message; m.hidden = false; } return [null, null]; });
+  if (seq !== report.seq || !data) return;
+  const range = (d) => new Date(d).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  $("#rt-range").textContent = "Pages sent from " + range(data.from) + " to " + range(data.to) + ".";
+  reportRows("#rt-services tbody", data.services, "No pages in this period.", (s) => [s.service_name, s.priority, s.sent, s.acknowledged,
+    s.escalated, s.unanswered, fmtSeconds(s.ack_median_seconds), fmtSeconds(s.ack_p90_seconds)]);
+  for (const [tr, s] of [...$("#rt-services tbody").rows].map((tr, i) => [tr, data.services[i]])) {
+    if (s) { tr.dataset.service = s.service_id || ""; tr.dataset.priority = s.priority; }
+  }
+  reportRows("#rt-people tbody", data.people, "Nobody was paged in this period.", (p) => [p.name, p.received, p.acknowledged, fmtSeconds(p.median_response_seconds)]);
+  reportRows("#rt-gaps tbody", data.coverage_gaps, "No escalation step found its schedule empty.", (g) => [g.service_name, g.step + 1, g.pages, g.details.join("; ")]);
+  const img = $("#rt-chart");
+  if (report.chartURL) URL.revokeObjectURL(report.chartURL);
+  report.chartURL = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+  img.src = report.chartURL;
+  img.hidden = false;
+  for (const part of ["services", "people", "gaps"]) {
+    $("#rt-csv-" + part).href = "/api/v1/reports/response-times?" + q + "&format=csv&part=" + part;
+  }
+}
+
+function clearReport() {
+  report.seq++;
+  for (const t of ["#rt-services", "#rt-people", "#rt-gaps"]) $(t + " tbody").replaceChildren();
+  $("#rt-service").replaceChildren(el("option", { value: "" }, "All services"));
+  $("#rt-range").textContent = "";
+  const img = $("#rt-chart");
+  img.removeAttribute("src");
+  img.hidden = true;
+  if (report.chartURL) { URL.revokeObjectURL(report.chartURL); report.chartURL = null; }
+  for (const a of document.querySelectorAll("#reports a.csv")) a.href = "#reports";
 }
 
 // ---- schedules --------------------------------------------------------
@@ -1082,7 +1206,7 @@ function setupSchedules() {
   $("#rule-form").addEventListener("submit", (ev) => saveSchedulePart(ev, "/schedules/" + cal.schedule + "/rules", () => {
     const [kind, id] = $("#rule-who").value.split(":");
     const b = { windows: [{ start: $("#rule-start").value, end: $("#rule-end").value,
-      weekdays: [...document.querySelectorAll(".weekdays input:checked")].map((c) => Number(c.value)) }] };
+      weekdays: [...document.querySelectorAll("#rule-form .weekdays input:checked")].map((c) => Number(c.value)) }] };
     if (kind === "rotation") b.rotation_id = id; else if (kind === "user") b.user_id = id;
     return b;
   }));
@@ -1127,6 +1251,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#page-form").addEventListener("submit", sendPage);
   $("#reply-form").addEventListener("submit", sendReply);
   setupSchedules();
+  $("#rt-period").addEventListener("change", () => loadReport().catch(fail));
+  $("#rt-service").addEventListener("change", () => loadReport().catch(fail));
   $("#chart-new-thread").addEventListener("click", startChartThread);
   $("#user-form").addEventListener("submit", saveUser);
   $("#policy-form").addEventListener("submit", savePolicy);
