@@ -208,6 +208,41 @@ func TestResponseTimesReport(t *testing.T) {
 		t.Errorf("neurology people: %v", p)
 	}
 
+	// A period longer than reports.ExactPeriod (32 days, still without the
+	// old page) takes its percentiles from the histogram: the same counts,
+	// and each percentile within one bucket (5.2 %) of the value at rank
+	// ceil(1 + p·(n-1)), which percentile_cont would interpolate below.
+	long := auditor.Must(200, "GET", "/api/v1/reports/response-times?from="+f.base.Add(-29*24*time.Hour).Format(time.RFC3339)+
+		"&to="+f.base.Add(3*24*time.Hour).Format(time.RFC3339), nil)
+	near := func(got any, want float64) bool {
+		g, ok := got.(float64)
+		return ok && g >= want/1.052 && g <= want*1.052
+	}
+	longServices := long["services"].([]any)
+	if len(longServices) != len(want) {
+		t.Fatalf("long period services: %v", longServices)
+	}
+	for i, w := range want {
+		s := longServices[i].(map[string]any)
+		got := [6]any{s["service_name"], s["priority"], num(s["sent"]), num(s["acknowledged"]), num(s["escalated"]), num(s["unanswered"])}
+		if got != [6]any{w.service, w.priority, w.sent, w.acked, w.escalated, w.unanswered} {
+			t.Errorf("long period row %d: got %v, want %+v", i, got, w)
+		}
+	}
+	if s := longServices[0].(map[string]any); !near(s["ack_median_seconds"], 90) || !near(s["ack_p90_seconds"], 300) {
+		t.Errorf("long period Cardiology stat: median %v, p90 %v", s["ack_median_seconds"], s["ack_p90_seconds"])
+	}
+	if s := longServices[1].(map[string]any); s["ack_median_seconds"] != nil || s["ack_p90_seconds"] != nil {
+		t.Errorf("long period Cardiology urgent: %v", s)
+	}
+	for _, p := range long["people"].([]any) {
+		p := p.(map[string]any)
+		w := map[string][3]float64{"Dr Ada": {5, 3, 30}, "Dr Bo": {3, 2, 100}}[p["name"].(string)]
+		if num(p["received"]) != w[0] || num(p["acknowledged"]) != w[1] || !near(p["median_response_seconds"], w[2]) {
+			t.Errorf("long period %v: want %v", p, w)
+		}
+	}
+
 	// CSV, each part.
 	r := auditor.Do("GET", "/api/v1/reports/response-times?format=csv&from="+from+"&to="+to, nil)
 	recs, err := csv.NewReader(strings.NewReader(string(r.Body))).ReadAll()
