@@ -50,14 +50,19 @@ $$;
 
 -- One (page, person) row recomputed from their notifications.
 CREATE FUNCTION report_refresh_recipient(pid uuid, uid uuid) RETURNS void LANGUAGE sql AS $$
-    DELETE FROM page_recipients WHERE page_id = pid AND user_id = uid;
+    -- An upsert, not delete + insert: two transactions refreshing the same
+    -- person must not collide on the key.
+    DELETE FROM page_recipients WHERE page_id = pid AND user_id = uid AND NOT EXISTS (
+        SELECT 1 FROM notifications n WHERE n.page_id = pid AND n.user_id = uid AND n.status <> 'cancelled');
     INSERT INTO page_recipients (page_id, user_id, created_at, service_id, first_at, response_seconds)
     SELECT p.id, uid, p.created_at, p.service_id, min(n.created_at),
         CASE WHEN p.acknowledged_by = uid
             THEN extract(epoch FROM greatest(p.acknowledged_at - min(n.created_at), interval '0'))::float8 END
     FROM notifications n JOIN pages p ON p.id = n.page_id
     WHERE n.page_id = pid AND n.user_id = uid AND n.status <> 'cancelled'
-    GROUP BY p.id;
+    GROUP BY p.id
+    ON CONFLICT (page_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, service_id = EXCLUDED.service_id,
+        first_at = EXCLUDED.first_at, response_seconds = EXCLUDED.response_seconds;
 $$;
 
 CREATE FUNCTION report_pages_changed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -114,8 +119,10 @@ END $$;
 CREATE TRIGGER notifications_report_insert AFTER INSERT ON notifications
     FOR EACH ROW EXECUTE FUNCTION report_notifications_changed();
 CREATE TRIGGER notifications_report_update AFTER UPDATE ON notifications
-    FOR EACH ROW WHEN ((OLD.page_id, OLD.user_id, OLD.status, OLD.created_at)
-        IS DISTINCT FROM (NEW.page_id, NEW.user_id, NEW.status, NEW.created_at))
+    -- Only what changes the row: delivery progress (queued, sent, failed...)
+    -- does not, so delivery jobs never touch page_recipients.
+    FOR EACH ROW WHEN ((OLD.page_id, OLD.user_id, OLD.status = 'cancelled', OLD.created_at)
+        IS DISTINCT FROM (NEW.page_id, NEW.user_id, NEW.status = 'cancelled', NEW.created_at))
     EXECUTE FUNCTION report_notifications_changed();
 CREATE TRIGGER notifications_report_delete AFTER DELETE ON notifications
     FOR EACH ROW EXECUTE FUNCTION report_notifications_changed();
