@@ -93,39 +93,90 @@ type CoverageGap struct {
 	Details []string `json:"details" db:"details"`
 }
 
+// ExactPeriod is the longest period whose percentiles are exact. Longer
+// periods take them from a log-scale histogram (see bucketSQL): within one
+// bucket, about 5 %, and a year reads no sort of a million rows.
+const ExactPeriod = 31 * 24 * time.Hour
+
 // the pages the report covers, as a WHERE clause over pages p with $1..$3.
 const covered = `p.created_at >= $1 AND p.created_at < $2 AND ($3::uuid IS NULL OR p.service_id = $3)`
 
+// the same over the narrow rows o (page_outcomes, page_recipients) that
+// migration 0013 keeps up to date by trigger.
+const coveredNarrow = `o.created_at >= $1 AND o.created_at < $2 AND ($3::uuid IS NULL OR o.service_id = $3)`
+
+// bucketSQL maps seconds s to a histogram bucket: 20 buckets per e-fold of
+// (1 + s), each about 5 % wide; bucketValueSQL is a bucket's middle (in log
+// scale) in seconds.
+func bucketSQL(s string) string {
+	return `CASE WHEN ` + s + ` IS NOT NULL THEN floor(20 * ln(1 + greatest(` + s + `, 0)))::int END`
+}
+
+func bucketValueSQL(b string) string { return `(exp((` + b + ` + 0.5) / 20.0) - 1)::float8` }
+
+// percentileSQL: the bucket holding the p-quantile's rank (as
+// percentile_cont counts it, 1 + p·(n-1)), from cumulative counts cum over
+// n values.
+func percentileSQL(p string) string {
+	return bucketValueSQL(`min(b) FILTER (WHERE b IS NOT NULL AND cum >= 1 + ` + p + ` * (n_ack - 1))`)
+}
+
 const byServiceSQL = `
-SELECT p.service_id, coalesce(s.name, '(direct)') AS service_name, p.priority,
+SELECT o.service_id, coalesce(s.name, '(direct)') AS service_name, o.priority,
 	count(*) AS sent,
-	count(p.acknowledged_at) AS acknowledged,
-	count(*) FILTER (WHERE p.step > 0 OR p.round > 0) AS escalated,
-	count(*) FILTER (WHERE p.status = 'unanswered' OR EXISTS (
-		SELECT 1 FROM page_events e WHERE e.page_id = p.id AND e.kind = 'unanswered')) AS unanswered,
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM p.acknowledged_at - p.created_at))::float8 AS ack_median_seconds,
-	percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM p.acknowledged_at - p.created_at))::float8 AS ack_p90_seconds
-FROM pages p LEFT JOIN services s ON s.id = p.service_id
-WHERE ` + covered + `
-GROUP BY p.service_id, s.name, p.priority
-ORDER BY s.name NULLS LAST, array_position(ARRAY['stat', 'asap', 'urgent', 'routine'], p.priority)`
+	count(o.ack_seconds) AS acknowledged,
+	count(*) FILTER (WHERE o.escalated) AS escalated,
+	count(*) FILTER (WHERE o.unanswered) AS unanswered,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY o.ack_seconds)::float8 AS ack_median_seconds,
+	percentile_cont(0.9) WITHIN GROUP (ORDER BY o.ack_seconds)::float8 AS ack_p90_seconds
+FROM page_outcomes o LEFT JOIN services s ON s.id = o.service_id
+WHERE ` + coveredNarrow + `
+GROUP BY o.service_id, s.name, o.priority
+ORDER BY s.name NULLS LAST, array_position(ARRAY['stat', 'asap', 'urgent', 'routine'], o.priority)`
+
+var byServiceHistogramSQL = `
+WITH h AS (
+	SELECT o.service_id, o.priority, ` + bucketSQL("o.ack_seconds") + ` AS b,
+		count(*) AS n, count(*) FILTER (WHERE o.escalated) AS escalated, count(*) FILTER (WHERE o.unanswered) AS unanswered
+	FROM page_outcomes o WHERE ` + coveredNarrow + `
+	GROUP BY 1, 2, 3
+), c AS (
+	SELECT h.*, sum(n) FILTER (WHERE b IS NOT NULL) OVER (PARTITION BY service_id, priority ORDER BY b) AS cum,
+		coalesce(sum(n) FILTER (WHERE b IS NOT NULL) OVER (PARTITION BY service_id, priority), 0) AS n_ack
+	FROM h
+)
+SELECT c.service_id, coalesce(s.name, '(direct)') AS service_name, c.priority,
+	sum(n)::bigint AS sent, max(n_ack)::bigint AS acknowledged,
+	sum(escalated)::bigint AS escalated, sum(unanswered)::bigint AS unanswered,
+	` + percentileSQL("0.5") + ` AS ack_median_seconds,
+	` + percentileSQL("0.9") + ` AS ack_p90_seconds
+FROM c LEFT JOIN services s ON s.id = c.service_id
+GROUP BY c.service_id, s.name, c.priority
+ORDER BY s.name NULLS LAST, array_position(ARRAY['stat', 'asap', 'urgent', 'routine'], c.priority)`
 
 const byPersonSQL = `
-WITH received AS (
-	SELECT n.user_id, min(n.created_at) AS first_at,
-		bool_or(p.acknowledged_by = n.user_id) AS acknowledged, min(p.acknowledged_at) AS acknowledged_at
-	FROM notifications n JOIN pages p ON p.id = n.page_id
-	WHERE ` + covered + ` AND n.status <> 'cancelled'
-	GROUP BY n.user_id, n.page_id
-), per_user AS (
-	SELECT user_id, count(*) AS received, count(*) FILTER (WHERE acknowledged) AS acknowledged,
-		(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM greatest(acknowledged_at - first_at, interval '0')))
-			FILTER (WHERE acknowledged))::float8 AS median_response_seconds
-	FROM received GROUP BY user_id
+SELECT o.user_id, u.name, count(*) AS received, count(o.response_seconds) AS acknowledged,
+	percentile_cont(0.5) WITHIN GROUP (ORDER BY o.response_seconds)::float8 AS median_response_seconds
+FROM page_recipients o JOIN users u ON u.id = o.user_id
+WHERE ` + coveredNarrow + `
+GROUP BY o.user_id, u.name
+ORDER BY u.name, o.user_id`
+
+var byPersonHistogramSQL = `
+WITH h AS (
+	SELECT o.user_id, ` + bucketSQL("o.response_seconds") + ` AS b, count(*) AS n
+	FROM page_recipients o WHERE ` + coveredNarrow + `
+	GROUP BY 1, 2
+), c AS (
+	SELECT h.*, sum(n) FILTER (WHERE b IS NOT NULL) OVER (PARTITION BY user_id ORDER BY b) AS cum,
+		coalesce(sum(n) FILTER (WHERE b IS NOT NULL) OVER (PARTITION BY user_id), 0) AS n_ack
+	FROM h
 )
-SELECT r.user_id, u.name, r.received, r.acknowledged, r.median_response_seconds
-FROM per_user r JOIN users u ON u.id = r.user_id
-ORDER BY u.name, r.user_id`
+SELECT c.user_id, u.name, sum(n)::bigint AS received, max(n_ack)::bigint AS acknowledged,
+	` + percentileSQL("0.5") + ` AS median_response_seconds
+FROM c JOIN users u ON u.id = c.user_id
+GROUP BY c.user_id, u.name
+ORDER BY u.name, c.user_id`
 
 const gapsSQL = `
 SELECT p.service_id, coalesce(s.name, '(direct)') AS service_name, e.step,
@@ -149,12 +200,16 @@ func Report(ctx context.Context, db pg.Beginner, f Filter) (ResponseTimes, error
 			return err
 		}
 		args := []any{f.From, f.To, f.ServiceID}
-		rows, _ := tx.Query(ctx, byServiceSQL, args...)
+		serviceSQL, personSQL := byServiceSQL, byPersonSQL
+		if f.To.Sub(f.From) > ExactPeriod {
+			serviceSQL, personSQL = byServiceHistogramSQL, byPersonHistogramSQL
+		}
+		rows, _ := tx.Query(ctx, serviceSQL, args...)
 		var err error
 		if out.Services, err = pgx.CollectRows(rows, pgx.RowToStructByName[ServiceSummary]); err != nil {
 			return err
 		}
-		rows, _ = tx.Query(ctx, byPersonSQL, args...)
+		rows, _ = tx.Query(ctx, personSQL, args...)
 		if out.People, err = pgx.CollectRows(rows, pgx.RowToStructByName[PersonSummary]); err != nil {
 			return err
 		}
