@@ -10,10 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,28 +18,9 @@ import (
 
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/internal/apitest"
+	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/worker"
 )
-
-// pgDumpPath prefers the newest /usr/lib/postgresql/<v>/bin/pg_dump: pg_dump
-// refuses servers newer than itself.
-func pgDumpPath() string {
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
-	version := func(p string) float64 {
-		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(p))), 64)
-		return v
-	}
-	sort.Slice(found, func(i, j int) bool { return version(found[i]) > version(found[j]) })
-	if p, err := exec.LookPath("pg_dump"); err == nil {
-		found = append(found, p)
-	}
-	for _, p := range found {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
 
 // uploadPNG posts content as an attachment named filename to thread path.
 func uploadPNG(t *testing.T, c *apitest.Client, threadPath, filename string, content []byte) map[string]any {
@@ -77,13 +55,7 @@ func uploadPNG(t *testing.T, c *apitest.Client, threadPath, filename string, con
 // the instance's log.
 func TestInboxDumpHoldsNoText(t *testing.T) {
 	t.Parallel()
-	pgDump := pgDumpPath()
-	if pgDump == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("pg_dump not found, and CI is set: install the PostgreSQL client")
-		}
-		t.Skip("pg_dump not found")
-	}
+	pgDump := pgtest.PgDump(t)
 	in := apitest.Start(t)
 	ana, ben := in.User("Dr Ana", "physician"), in.User("Ben RN", "nurse")
 	th := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "patient_ref": "Patient/8675309",

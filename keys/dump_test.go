@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,40 +15,12 @@ import (
 	"github.com/callroom/callroom/internal/pgtest"
 )
 
-// findPgDump prefers the newest /usr/lib/postgresql/<v>/bin/pg_dump: pg_dump
-// refuses servers newer than itself, and the Debian wrapper in /usr/bin may
-// pick an older one.
-func findPgDump() string {
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
-	version := func(p string) float64 {
-		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(p))), 64)
-		return v
-	}
-	sort.Slice(found, func(i, j int) bool { return version(found[i]) > version(found[j]) })
-	if p, err := exec.LookPath("pg_dump"); err == nil {
-		found = append(found, p)
-	}
-	found = append(found, "/usr/bin/pg_dump")
-	for _, p := range found {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
 // TestDumpHoldsNoPlaintextNorKeys is the point of the package: a database
 // dump (or a stolen backup) holding sealed PHI shows neither the PHI nor the
 // keys that would decrypt it.
 func TestDumpHoldsNoPlaintextNorKeys(t *testing.T) {
 	t.Parallel()
-	pgDump := findPgDump()
-	if pgDump == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("pg_dump not found, and CI is set: install the PostgreSQL client")
-		}
-		t.Skip("pg_dump not found")
-	}
+	pgDump := pgtest.PgDump(t)
 	ctx := context.Background()
 	db := pgtest.New(t)
 	file := filepath.Join(t.TempDir(), "master.keys")

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,4 +132,29 @@ func (c *Cluster) Start() {
 		c.t.Fatalf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
 	c.t.Logf("cluster started in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// PgDump returns the pg_dump to dump a test database with, preferring the
+// newest /usr/lib/postgresql/<v>/bin/pg_dump: pg_dump refuses servers newer
+// than itself, and the Debian wrapper in /usr/bin may pick an older one. It
+// fails the test when there is none: the PostgreSQL client comes with the
+// server package scripts/postgres.sh installs.
+func PgDump(t testing.TB) string {
+	t.Helper()
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
+	version := func(p string) float64 {
+		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(p))), 64)
+		return v
+	}
+	sort.Slice(found, func(i, j int) bool { return version(found[i]) > version(found[j]) })
+	if p, err := exec.LookPath("pg_dump"); err == nil {
+		found = append(found, p)
+	}
+	for _, p := range found {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	t.Fatal("pg_dump not found: install the PostgreSQL client (scripts/postgres.sh installs the server package, which has it)")
+	return ""
 }
