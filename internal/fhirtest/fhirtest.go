@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callroom/callroom/internal/pgtest"
 )
 
 // Engine is a running FHIR server.
@@ -25,29 +27,12 @@ type Engine struct {
 	URL string
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // Start runs an engine until the test ends. It fails (it does not skip)
 // when Node or the engine's npm packages are missing: scripts/test-deps.sh
 // installs them, and `make test` runs it.
 func Start(t testing.TB) *Engine {
 	t.Helper()
-	root, err := repoRoot()
+	root, err := pgtest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
