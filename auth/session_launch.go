@@ -3,12 +3,10 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/audit"
 )
 
@@ -40,13 +38,5 @@ func (s *Store) OpenSession(ctx context.Context, userID uuid.UUID, clientAddr, u
 // UserByNPI returns the user with that National Provider Identifier: how an
 // EHR's Practitioner is matched to a callroom user.
 func (s *Store) UserByNPI(ctx context.Context, npi string) (User, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE npi = $1`, npi)
-	if err != nil {
-		return User{}, err
-	}
-	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("user: %w", callroom.ErrNotFound)
-	}
-	return u, err
+	return s.userWhere(ctx, `npi = $1`, npi)
 }

@@ -103,20 +103,18 @@ func userConstraint(err error) error {
 
 // User returns one user.
 func (s *Store) User(ctx context.Context, id uuid.UUID) (User, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
-	if err != nil {
-		return User{}, err
-	}
-	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("user: %w", callroom.ErrNotFound)
-	}
-	return u, err
+	return s.userWhere(ctx, `id = $1`, id)
 }
 
 // UserByEmail returns the user with that email.
 func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE email = lower($1)`, email)
+	return s.userWhere(ctx, `email = lower($1)`, email)
+}
+
+// userWhere returns the one user matching cond (with its argument $1), or
+// ErrNotFound.
+func (s *Store) userWhere(ctx context.Context, cond string, arg any) (User, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg)
 	if err != nil {
 		return User{}, err
 	}
