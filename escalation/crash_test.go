@@ -162,17 +162,8 @@ func TestCrashInFlight(t *testing.T) {
 
 func crashTest(t *testing.T, firstDelay int, quiet bool) {
 	ctx := context.Background()
-	root, err := pgtest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "callroom")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/callroom")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := apitest.Binary(t)
 	db := pgtest.NewWithPoolSize(t, 12)
 	logPath := filepath.Join(dir, "serve.log")
 	defer func() {

@@ -21,17 +21,8 @@ import (
 // the test ends.
 func serveBinary(t *testing.T, db *pgtest.DB) (string, *exec.Cmd) {
 	t.Helper()
-	root, err := pgtest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "callroom")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/callroom")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := apitest.Binary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
