@@ -178,27 +178,81 @@ func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, 
 	return p, err
 }
 
-// Create sends a page. The page row, its audit event, the first timeline
-// entry and the job that fires its first step commit together or not at all.
+// Create sends a page. The page row, its audit event, its timeline and its
+// first step commit together or not at all.
+//
+// The first step fires in this same transaction: whoever is on call is
+// resolved, their notifications planned, and the in-app ones published, so
+// the 201 means the physician's device has been told, with no River pickup
+// and no second commit on the way (docs/PERFORMANCE.md). The job for the
+// next step (or for the page's timeout) is inserted with it. Should firing
+// the first step fail, the page is sent the way every later step runs: the
+// transaction is retried without it, and a River job fires the step.
+//
 // A page with the dedup key of an open page to the same service returns that
 // page instead, with created false.
 func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page, created bool, err error) {
 	if err := in.validate(); err != nil {
 		return Page{}, false, err
 	}
+	var a announcement
+	p, created, err = s.create(ctx, by, in, &a, true)
+	fired := err == nil && created
+	var inline *firstStepError
+	if errors.As(err, &inline) && ctx.Err() == nil {
+		s.log.Warn("the first step of a new page failed; sending it through the escalation queue", "error", inline.err)
+		a = announcement{}
+		p, created, err = s.create(ctx, by, in, &a, false)
+	}
+	if errors.Is(err, errDedupRace) {
+		var target uuid.UUID
+		if in.ServiceID != nil {
+			target = *in.ServiceID
+		} else {
+			target = *in.UserID
+		}
+		p, err = openByDedupKey(ctx, s.db, target, in.DedupKey)
+		created = false
+	}
+	if err != nil {
+		return p, false, err
+	}
+	if created {
+		service := ""
+		if p.ServiceName != nil {
+			service = *p.ServiceName
+		}
+		s.observe().PageCreated(service, string(p.Priority))
+		if fired {
+			s.observe().StepFired(0)
+			s.observeSent(a)
+		}
+	}
+	return p, created, s.openText(ctx, &p)
+}
+
+// firstStepError is a failure of the first step fired inline by Create.
+type firstStepError struct{ err error }
+
+func (e *firstStepError) Error() string { return "first step: " + e.err.Error() }
+func (e *firstStepError) Unwrap() error { return e.err }
+
+// create is one attempt at Create; inline fires the first step in the
+// transaction instead of scheduling its job.
+func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *announcement, inline bool) (p Page, created bool, err error) {
 	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		var policyID *uuid.UUID
+		var policy Policy
 		target := in.UserID
 		if in.ServiceID != nil {
-			var pid uuid.UUID
-			err := tx.QueryRow(ctx, `SELECT escalation_policy_id FROM services WHERE id = $1`, *in.ServiceID).Scan(&pid)
-			if errors.Is(err, pgx.ErrNoRows) {
+			var err error
+			policy, err = loadServicePolicy(ctx, tx, *in.ServiceID)
+			if errors.Is(err, callroom.ErrNotFound) {
 				return callroom.Invalid("service_id", "no such service")
 			}
 			if err != nil {
 				return err
 			}
-			policyID, target = &pid, in.ServiceID
+			target = in.ServiceID
 		} else {
 			var active bool
 			err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *in.UserID).Scan(&active)
@@ -224,10 +278,22 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		var policyID *uuid.UUID
+		if in.ServiceID != nil {
+			policyID = &policy.ID
+		}
+		// step -1 is "no step fired yet". When the first step fires below,
+		// the row starts at step 0: advance then leaves step and round as
+		// they are, and the response-time report's trigger on pages
+		// (migrations/0013) has nothing to recompute.
+		firstStep := -1
+		if inline {
+			firstStep = 0
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
-			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID))
+			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep)
 		if pg.IsUniqueViolation(err, "pages_dedup_key") {
 			// Another request with the same key committed first.
 			return errDedupRace
@@ -242,13 +308,8 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
 		}
-		// The first step fires now, as a job: a crash after commit still fires it.
-		if err := s.scheduleStep(ctx, tx, id, 0, 0, s.now()); err != nil {
-			return err
-		}
-		if p, err = getPage(ctx, tx, id, false); err != nil {
-			return err
-		}
+		// Filed before the first step, which adds whoever it reaches to
+		// the patient's thread.
 		if s.FilePage != nil && in.PatientRef != "" {
 			fp := FiledPage{PageID: id, PatientRef: in.PatientRef, EncounterRef: in.EncounterRef,
 				Priority: string(in.Priority), Summary: in.Summary, SenderID: by.UserID}
@@ -259,30 +320,35 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 				return err
 			}
 		}
+		now := s.now()
+		if inline {
+			fresh := Page{ID: id, ServiceID: in.ServiceID, UserID: in.UserID, Priority: in.Priority,
+				PatientRef: nullString(in.PatientRef), EncounterRef: nullString(in.EncounterRef), Status: Open,
+				CreatedBy: nullUser(by.UserID), policyID: policyID}
+			err := s.firstStepFault
+			if err != nil {
+				// a test's fault: fall through to the error path
+			} else if in.UserID != nil {
+				err = s.fireDirect(ctx, tx, fresh, a, 0, now, now)
+			} else {
+				err = s.fireStep(ctx, tx, fresh, policy, a, 0, 0, now, now)
+			}
+			if err != nil {
+				return &firstStepError{err}
+			}
+		} else if err := s.scheduleStep(ctx, tx, id, 0, 0, now); err != nil {
+			// The first step fires now, as a job: a crash after commit still fires it.
+			return err
+		}
+		if p, err = getPage(ctx, tx, id, false); err != nil {
+			return err
+		}
 		created = true
-		return s.publish(ctx, tx, p, nil)
+		// Last, so the recipients' event counters are locked only for the
+		// commit (events.Publish).
+		return s.announce(ctx, tx, p, *a)
 	})
-	if errors.Is(err, errDedupRace) {
-		var target uuid.UUID
-		if in.ServiceID != nil {
-			target = *in.ServiceID
-		} else {
-			target = *in.UserID
-		}
-		p, err = openByDedupKey(ctx, s.db, target, in.DedupKey)
-		created = false
-	}
-	if err != nil {
-		return p, false, err
-	}
-	if created {
-		service := ""
-		if p.ServiceName != nil {
-			service = *p.ServiceName
-		}
-		s.observe().PageCreated(service, string(p.Priority))
-	}
-	return p, created, s.openText(ctx, &p)
+	return p, created, err
 }
 
 var errDedupRace = errors.New("dedup race")
@@ -303,16 +369,38 @@ func nullUser(id uuid.UUID) *uuid.UUID {
 // scheduleStep inserts the job that fires (round, step) at due and records
 // it on the page, so acknowledging can cancel it in its own transaction.
 func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, due time.Time) error {
+	jobID, err := s.insertStep(ctx, tx, pageID, round, step, due)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE pages SET next_job_id = $2, next_step_at = $3, updated_at = now() WHERE id = $1`,
+		pageID, jobID, due)
+	return err
+}
+
+// advance records that (round, step) fired and schedules step+1 at next,
+// with one update of the page: every step of every page passes here.
+func (s *Store) advance(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, next time.Time) error {
+	jobID, err := s.insertStep(ctx, tx, pageID, round, step+1, next)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
+		pageID, step, round, jobID, next)
+	return err
+}
+
+// insertStep inserts the job that fires (round, step) of a page at due: unique
+// by those three, so a step is scheduled at most once.
+func (s *Store) insertStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, due time.Time) (int64, error) {
 	res, err := worker.InsertTx(ctx, s.river, tx, StepArgs{PageID: pageID, Round: round, Step: step}, &river.InsertOpts{
 		Queue: worker.QueueEscalation, ScheduledAt: due, MaxAttempts: 25,
 		UniqueOpts: river.UniqueOpts{ByArgs: true},
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = tx.Exec(ctx, `UPDATE pages SET next_job_id = $2, next_step_at = $3, updated_at = now() WHERE id = $1`,
-		pageID, res.Job.ID, due)
-	return err
+	return res.Job.ID, nil
 }
 
 // publish tells the sender, everyone notified and the members of the
@@ -330,7 +418,7 @@ func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUI
 		return err
 	}
 	users = append(users, extra...)
-	if s.ThreadMembers != nil {
+	if s.ThreadMembers != nil && p.PatientRef != nil { // only pages about a patient are filed in a thread
 		members, err := s.ThreadMembers(ctx, tx, p.ID)
 		if err != nil {
 			return err

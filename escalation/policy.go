@@ -2,7 +2,6 @@ package escalation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -202,36 +201,57 @@ func (s *Store) Policy(ctx context.Context, id uuid.UUID) (Policy, error) {
 }
 
 func loadPolicy(ctx context.Context, q pg.Querier, id uuid.UUID) (Policy, error) {
+	return loadPolicyWhere(ctx, q, `ep.id = $1`, id)
+}
+
+// loadServicePolicy returns the policy of service id, in the one round trip
+// that sending a page spends on it. No rows means no such service.
+func loadServicePolicy(ctx context.Context, q pg.Querier, serviceID uuid.UUID) (Policy, error) {
+	return loadPolicyWhere(ctx, q, `ep.id = (SELECT escalation_policy_id FROM services WHERE id = $1)`, serviceID)
+}
+
+// loadPolicyWhere reads a policy with its steps and their targets in one
+// statement (one row per target, the policy's columns repeated): the first
+// step of every page reads it, so it is one round trip, not two.
+func loadPolicyWhere(ctx context.Context, q pg.Querier, where string, arg any) (Policy, error) {
 	var p Policy
 	var fbUser, fbSchedule *uuid.UUID
-	err := q.QueryRow(ctx, `SELECT id, name, description, repeat, fallback_user_id, fallback_schedule_id, created_at, updated_at
-		FROM escalation_policies WHERE id = $1`, id).Scan(&p.ID, &p.Name, &p.Description, &p.Repeat, &fbUser, &fbSchedule, &p.CreatedAt, &p.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, fmt.Errorf("escalation policy: %w", callroom.ErrNotFound)
-	}
-	if err != nil {
-		return p, err
-	}
-	if fbUser != nil || fbSchedule != nil {
-		p.Fallback = &Target{UserID: fbUser, ScheduleID: fbSchedule}
-	}
-	rows, _ := q.Query(ctx, `SELECT s.position, s.delay_seconds, t.schedule_id, t.user_id
-		FROM escalation_steps s LEFT JOIN escalation_step_targets t USING (policy_id, position)
-		WHERE s.policy_id = $1 ORDER BY s.position, t.schedule_id NULLS LAST, t.user_id`, id)
-	var pos, delay int
+	var pos, delay *int
 	var sched, user *uuid.UUID
-	_, err = pgx.ForEachRow(rows, []any{&pos, &delay, &sched, &user}, func() error {
-		for len(p.Steps) <= pos {
+	rows, _ := q.Query(ctx, `SELECT ep.id, ep.name, ep.description, ep.repeat, ep.fallback_user_id, ep.fallback_schedule_id,
+			ep.created_at, ep.updated_at, s.position, s.delay_seconds, t.schedule_id, t.user_id
+		FROM escalation_policies ep
+		LEFT JOIN escalation_steps s ON s.policy_id = ep.id
+		LEFT JOIN escalation_step_targets t ON t.policy_id = s.policy_id AND t.position = s.position
+		WHERE `+where+`
+		ORDER BY s.position, t.schedule_id NULLS LAST, t.user_id`, arg)
+	n := 0
+	_, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.Description, &p.Repeat, &fbUser, &fbSchedule,
+		&p.CreatedAt, &p.UpdatedAt, &pos, &delay, &sched, &user}, func() error {
+		n++
+		if pos == nil {
+			return nil // a policy without steps
+		}
+		for len(p.Steps) <= *pos {
 			p.Steps = append(p.Steps, Step{})
 		}
-		p.Steps[pos].DelaySeconds = delay
+		p.Steps[*pos].DelaySeconds = *delay
 		if sched != nil || user != nil {
 			// Copy: the scan targets are reused for every row.
-			p.Steps[pos].Targets = append(p.Steps[pos].Targets, Target{ScheduleID: copyID(sched), UserID: copyID(user)})
+			p.Steps[*pos].Targets = append(p.Steps[*pos].Targets, Target{ScheduleID: copyID(sched), UserID: copyID(user)})
 		}
 		return nil
 	})
-	return p, err
+	if err != nil {
+		return Policy{}, err
+	}
+	if n == 0 {
+		return Policy{}, fmt.Errorf("escalation policy: %w", callroom.ErrNotFound)
+	}
+	if fbUser != nil || fbSchedule != nil {
+		p.Fallback = &Target{UserID: copyID(fbUser), ScheduleID: copyID(fbSchedule)}
+	}
+	return p, nil
 }
 
 func copyID(id *uuid.UUID) *uuid.UUID {

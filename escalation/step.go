@@ -88,6 +88,12 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, a *announcement, ro
 	if err != nil {
 		return err
 	}
+	return s.fireStep(ctx, tx, p, policy, a, round, step, due, now)
+}
+
+// fireStep is fire with p's policy already read (sending a page reads it
+// anyway, to check the service).
+func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, a *announcement, round, step int, due, now time.Time) error {
 	for guard := 0; guard <= (len(policy.Steps)+1)*(policy.Repeat+1); guard++ {
 		if step >= len(policy.Steps) {
 			if round < policy.Repeat {
@@ -121,14 +127,8 @@ func (s *Store) fire(ctx context.Context, tx pgx.Tx, p Page, a *announcement, ro
 		if _, err := s.notifyUsers(ctx, tx, p, a, round, step, users, now); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE pages SET step = $2, round = $3 WHERE id = $1`, p.ID, step, round); err != nil {
-			return err
-		}
 		next := now.Add(time.Duration(policy.Steps[step].DelaySeconds) * time.Second)
-		if err := s.scheduleStep(ctx, tx, p.ID, round, step+1, next); err != nil {
-			return err
-		}
-		return nil
+		return s.advance(ctx, tx, p.ID, round, step, next)
 	}
 	return fmt.Errorf("page %s: escalation did not settle", p.ID)
 }
@@ -144,10 +144,7 @@ func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, a *announceme
 		if _, err := s.notifyUsers(ctx, tx, p, a, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE pages SET step = 0 WHERE id = $1`, p.ID); err != nil {
-			return err
-		}
-		return s.scheduleStep(ctx, tx, p.ID, 0, 1, now.Add(DirectPageTimeout))
+		return s.advance(ctx, tx, p.ID, 0, 0, now.Add(DirectPageTimeout))
 	}
 	return s.unanswered(ctx, tx, p, a, 0, nil, now)
 }

@@ -59,6 +59,9 @@ type Store struct {
 	ThreadMembers func(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]uuid.UUID, error)
 	// now is the clock; tests may replace it.
 	now func() time.Time
+	// firstStepFault, when set, fails the first step Create fires inline,
+	// so tests can see the page sent through the escalation queue instead.
+	firstStepFault error
 }
 
 // NewStore returns a Store. SetRiver must be called before pages are created:
