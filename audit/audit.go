@@ -64,6 +64,30 @@ type Entry struct {
 // Record appends e, done by a, using q, which should be the transaction that
 // makes the change being recorded.
 func Record(ctx context.Context, q pg.Querier, a Actor, e Entry) error {
+	args, err := recordArgs(a, e)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, recordSQL, args...)
+	return err
+}
+
+// Queue is Record for a transaction that sends its writes together: the
+// event is written when w is flushed, in that transaction.
+func Queue(w *pg.Writes, a Actor, e Entry) error {
+	args, err := recordArgs(a, e)
+	if err != nil {
+		return err
+	}
+	w.Exec(recordSQL, args...)
+	return nil
+}
+
+const recordSQL = `INSERT INTO audit_events
+	(actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+func recordArgs(a Actor, e Entry) ([]any, error) {
 	if e.Outcome == "" {
 		e.Outcome = Success
 	}
@@ -79,15 +103,11 @@ func Record(ctx context.Context, q pg.Querier, a Actor, e Entry) error {
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		details = b
 	}
-	_, err := q.Exec(ctx, `INSERT INTO audit_events
-		(actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		actor, e.Action, e.ObjectType, e.ObjectID, e.Outcome, a.ClientAddr, patient, details)
-	return err
+	return []any{actor, e.Action, e.ObjectType, e.ObjectID, e.Outcome, a.ClientAddr, patient, details}, nil
 }
 
 // Filter narrows List.

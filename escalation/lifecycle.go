@@ -54,10 +54,7 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 			return err
 		}
 		if changed {
-			if p, err = getPage(ctx, tx, id, false); err != nil {
-				return err
-			}
-			if err := s.announce(ctx, tx, p, a); err != nil {
+			if p, err = s.announce(ctx, tx, id, &a); err != nil {
 				return err
 			}
 		}

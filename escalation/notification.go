@@ -52,6 +52,10 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 	if err != nil {
 		return 0, err
 	}
+	// A notification's row refers to its page's, which may be queued.
+	if err := a.writes.Flush(ctx, tx); err != nil {
+		return 0, err
+	}
 	var jobs []river.InsertManyParams
 	sent := 0
 	for _, pl := range plan {
@@ -77,9 +81,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			return 0, err
 		}
 		if inApp {
-			if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "notified", UserID: &pl.UserID, NotificationID: &id, Channel: &pl.Channel}); err != nil {
-				return 0, err
-			}
+			a.timeline(p.ID, TimelineEntry{Kind: "notified", UserID: &pl.UserID, NotificationID: &id, Channel: &pl.Channel})
 			a.notices = append(a.notices, notice{UserID: pl.UserID, NotificationID: id})
 			sent++
 			continue
@@ -89,7 +91,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		}})
 	}
 	if len(jobs) > 0 {
-		if _, err := worker.InsertManyTx(ctx, s.river, tx, jobs); err != nil {
+		if _, err := worker.InsertManyTxLater(ctx, s.river, tx, &a.writes, jobs); err != nil {
 			return 0, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -151,11 +152,16 @@ const pageColumns = `p.id, p.service_id, (SELECT name FROM services WHERE id = p
 	p.created_by, p.created_at, p.acknowledged_by, p.acknowledged_at, p.resolved_by, p.resolved_at, p.updated_at,
 	p.policy_id, p.next_job_id, p.text_sealed`
 
-func scanPage(row pgx.CollectableRow) (Page, error) {
+func scanPage(row pgx.CollectableRow) (Page, error) { return scanPageWith(row) }
+
+// scanPageWith scans pageColumns, then extra columns into extra.
+func scanPageWith(row pgx.CollectableRow, extra ...any) (Page, error) {
 	var p Page
-	err := row.Scan(&p.ID, &p.ServiceID, &p.ServiceName, &p.UserID, &p.Priority, &p.Summary, &p.Body, &p.PatientRef,
+	dest := append([]any{&p.ID, &p.ServiceID, &p.ServiceName, &p.UserID, &p.Priority, &p.Summary, &p.Body, &p.PatientRef,
 		&p.EncounterRef, &p.DedupKey, &p.Status, &p.Step, &p.Round, &p.NextStepAt, &p.CreatedBy, &p.CreatedAt,
-		&p.AcknowledgedBy, &p.AcknowledgedAt, &p.ResolvedBy, &p.ResolvedAt, &p.UpdatedAt, &p.policyID, &p.nextJobID, &p.sealed)
+		&p.AcknowledgedBy, &p.AcknowledgedAt, &p.ResolvedBy, &p.ResolvedAt, &p.UpdatedAt, &p.policyID, &p.nextJobID, &p.sealed},
+		extra...)
+	err := row.Scan(dest...)
 	return p, err
 }
 
@@ -176,6 +182,19 @@ func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, 
 		return p, fmt.Errorf("page: %w", callroom.ErrNotFound)
 	}
 	return p, err
+}
+
+// getPageNotified is getPage (unlocked) with everyone the page has
+// notified so far, in one round trip.
+func getPageNotified(ctx context.Context, q pg.Querier, id uuid.UUID) (Page, []uuid.UUID, error) {
+	var notified []uuid.UUID
+	rows, _ := q.Query(ctx, `SELECT `+pageColumns+`, ARRAY(SELECT DISTINCT user_id FROM notifications n WHERE n.page_id = p.id)
+		FROM pages p WHERE p.id = $1`, id)
+	p, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Page, error) { return scanPageWith(row, &notified) })
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil, fmt.Errorf("page: %w", callroom.ErrNotFound)
+	}
+	return p, notified, err
 }
 
 // Create sends a page. The page row, its audit event, its timeline and its
@@ -290,27 +309,24 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		if inline {
 			firstStep = 0
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
+		// The page, its first timeline entry and its audit event go in one
+		// round trip with the first step's writes (announcement.writes),
+		// flushed before anything needs the page's row.
+		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
 			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep)
-		if pg.IsUniqueViolation(err, "pages_dedup_key") {
-			// Another request with the same key committed first.
-			return errDedupRace
-		}
-		if err != nil {
-			return err
-		}
-		if err := addTimeline(ctx, tx, id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)}); err != nil {
-			return err
-		}
-		if err := audit.Record(ctx, tx, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
+		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
+		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
 		}
 		// Filed before the first step, which adds whoever it reaches to
 		// the patient's thread.
 		if s.FilePage != nil && in.PatientRef != "" {
+			if err := a.writes.Flush(ctx, tx); err != nil {
+				return dedupRace(err)
+			}
 			fp := FiledPage{PageID: id, PatientRef: in.PatientRef, EncounterRef: in.EncounterRef,
 				Priority: string(in.Priority), Summary: in.Summary, SenderID: by.UserID}
 			if in.UserID != nil {
@@ -334,21 +350,38 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 				err = s.fireStep(ctx, tx, fresh, policy, a, 0, 0, now, now)
 			}
 			if err != nil {
+				if race := dedupRace(err); race == errDedupRace {
+					return race // the page's insert, flushed by the step
+				}
 				return &firstStepError{err}
 			}
-		} else if err := s.scheduleStep(ctx, tx, id, 0, 0, now); err != nil {
+		} else {
+			if err := a.writes.Flush(ctx, tx); err != nil {
+				return dedupRace(err)
+			}
 			// The first step fires now, as a job: a crash after commit still fires it.
-			return err
+			if err := s.scheduleStep(ctx, tx, id, 0, 0, now); err != nil {
+				return err
+			}
 		}
-		if p, err = getPage(ctx, tx, id, false); err != nil {
-			return err
-		}
-		created = true
 		// Last, so the recipients' event counters are locked only for the
 		// commit (events.Publish).
-		return s.announce(ctx, tx, p, *a)
+		if p, err = s.announce(ctx, tx, id, a); err != nil {
+			return dedupRace(err)
+		}
+		created = true
+		return nil
 	})
 	return p, created, err
+}
+
+// dedupRace turns the unique violation of a page's dedup key into
+// errDedupRace: another request with the same key committed first.
+func dedupRace(err error) error {
+	if pg.IsUniqueViolation(err, "pages_dedup_key") {
+		return errDedupRace
+	}
+	return err
 }
 
 var errDedupRace = errors.New("dedup race")
@@ -379,67 +412,92 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 }
 
 // advance records that (round, step) fired and schedules step+1 at next,
-// with one update of the page: every step of every page passes here.
-func (s *Store) advance(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, next time.Time) error {
-	jobID, err := s.insertStep(ctx, tx, pageID, round, step+1, next)
+// with one update of the page (queued in a): every step of every page
+// passes here.
+func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID uuid.UUID, round, step int, next time.Time) error {
+	res, err := worker.InsertTxLater(ctx, s.river, tx, &a.writes, StepArgs{PageID: pageID, Round: round, Step: step + 1}, stepOpts(next))
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
-		pageID, step, round, jobID, next)
-	return err
+	a.writes.Exec(`UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
+		pageID, step, round, res.Job.ID, next)
+	return nil
 }
 
 // insertStep inserts the job that fires (round, step) of a page at due: unique
 // by those three, so a step is scheduled at most once.
 func (s *Store) insertStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, round, step int, due time.Time) (int64, error) {
-	res, err := worker.InsertTx(ctx, s.river, tx, StepArgs{PageID: pageID, Round: round, Step: step}, &river.InsertOpts{
-		Queue: worker.QueueEscalation, ScheduledAt: due, MaxAttempts: 25,
-		UniqueOpts: river.UniqueOpts{ByArgs: true},
-	})
+	res, err := worker.InsertTx(ctx, s.river, tx, StepArgs{PageID: pageID, Round: round, Step: step}, stepOpts(due))
 	if err != nil {
 		return 0, err
 	}
 	return res.Job.ID, nil
 }
 
+// stepOpts are a step job's: unique by its arguments (page, round, step).
+func stepOpts(due time.Time) *river.InsertOpts {
+	return &river.InsertOpts{Queue: worker.QueueEscalation, ScheduledAt: due, MaxAttempts: 25,
+		UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
 // publish tells the sender, everyone notified and the members of the
 // thread the page was filed in that the page changed. Events carry ids
 // only, never the page's text.
 func (s *Store) publish(ctx context.Context, tx pgx.Tx, p Page, extra []uuid.UUID) error {
-	if s.PageSettled != nil && (p.Status == Acknowledged || p.Status == Resolved || p.Status == Unanswered) {
-		if err := s.PageSettled(ctx, tx, p); err != nil {
-			return err
-		}
-	}
 	rows, _ := tx.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE page_id = $1`, p.ID)
 	users, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
 		return err
 	}
-	users = append(users, extra...)
+	pub, err := s.pageUpdated(ctx, tx, p, append(users, extra...))
+	if err != nil {
+		return err
+	}
+	return events.PublishAll(ctx, tx, []events.Publication{pub})
+}
+
+// pageUpdated is p's page.updated event, to notified (everyone the page
+// reached) and the sender, and to the members of the thread the page was
+// filed in. A page that has settled is also handed to PageSettled.
+func (s *Store) pageUpdated(ctx context.Context, tx pgx.Tx, p Page, notified []uuid.UUID) (events.Publication, error) {
+	if s.PageSettled != nil && (p.Status == Acknowledged || p.Status == Resolved || p.Status == Unanswered) {
+		if err := s.PageSettled(ctx, tx, p); err != nil {
+			return events.Publication{}, err
+		}
+	}
+	users := slices.Clone(notified)
 	if s.ThreadMembers != nil && p.PatientRef != nil { // only pages about a patient are filed in a thread
 		members, err := s.ThreadMembers(ctx, tx, p.ID)
 		if err != nil {
-			return err
+			return events.Publication{}, err
 		}
 		users = append(users, members...)
 	}
 	if p.CreatedBy != nil {
 		users = append(users, *p.CreatedBy)
 	}
-	if len(users) == 0 {
-		return nil
-	}
-	return events.Publish(ctx, tx, users, "page.updated", map[string]any{"page_id": p.ID, "status": p.Status, "priority": p.Priority})
+	return events.Publication{UserIDs: users, Type: "page.updated",
+		Data: map[string]any{"page_id": p.ID, "status": p.Status, "priority": p.Priority}}, nil
 }
 
-// announcement is what one transaction tells event streams beyond the
-// page.updated every change of a page sends: the in-app notifications it
-// sent. It is collected while the step runs and published once, at the end
-// (announce), so the recipients' event counters are locked only briefly.
+// announcement is what one transaction that moves a page's escalation (send,
+// step, acknowledge, escalate...) has still to do before it commits: the
+// writes it queued, and the in-app notifications it sent, to be announced
+// as page.notify. They are collected while the transaction runs and sent
+// together at the end (announce), so the writes cost one round trip and the
+// recipients' event counters are locked only briefly.
 type announcement struct {
 	notices []notice
+	// writes are the timeline entries and page updates the escalation
+	// queued (pg.Writes): nothing in the transaction reads them before
+	// announce, except that a notification's row needs its page's, so
+	// planning notifications flushes them first.
+	writes pg.Writes
+}
+
+// timeline queues e on page's timeline.
+func (a *announcement) timeline(pageID uuid.UUID, e TimelineEntry) {
+	a.writes.Exec(timelineSQL, timelineArgs(pageID, e)...)
 }
 
 // notice is one in-app notification sent as page.notify.
@@ -447,21 +505,30 @@ type notice struct {
 	UserID, NotificationID uuid.UUID
 }
 
-// announce publishes p's page.updated, then a's page.notify events. The
+// announce sends a's writes, reads page id back, and publishes its
+// page.updated, then a's page.notify events, in one round trip. The
 // page.updated goes to everyone notified, so it takes all the counter locks
 // in sorted order first; each page.notify then only relocks one of them, and
-// two transactions about one page cannot deadlock on them.
-func (s *Store) announce(ctx context.Context, tx pgx.Tx, p Page, a announcement) error {
-	if err := s.publish(ctx, tx, p, nil); err != nil {
-		return err
+// two transactions about one page cannot deadlock on them. It returns the
+// page as announced.
+func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
+	if err := a.writes.Flush(ctx, tx); err != nil {
+		return Page{}, err
 	}
+	p, notified, err := getPageNotified(ctx, tx, id)
+	if err != nil {
+		return Page{}, err
+	}
+	pub, err := s.pageUpdated(ctx, tx, p, notified)
+	if err != nil {
+		return Page{}, err
+	}
+	pubs := []events.Publication{pub}
 	for _, n := range a.notices {
-		if err := events.Publish(ctx, tx, []uuid.UUID{n.UserID}, "page.notify", map[string]any{
-			"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}); err != nil {
-			return err
-		}
+		pubs = append(pubs, events.Publication{UserIDs: []uuid.UUID{n.UserID}, Type: "page.notify",
+			Data: map[string]any{"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}})
 	}
-	return nil
+	return p, events.PublishAll(ctx, tx, pubs)
 }
 
 // Filter narrows List.

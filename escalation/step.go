@@ -64,10 +64,8 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 		}
 		// Last, so the recipients' event counters are locked only for the
 		// commit (events.Publish).
-		if p, err = getPage(ctx, tx, p.ID, false); err != nil {
-			return err
-		}
-		return s.announce(ctx, tx, p, a)
+		_, err = s.announce(ctx, tx, p.ID, &a)
+		return err
 	})
 	if err == nil && fired {
 		s.observe().StepFired(late)
@@ -98,9 +96,7 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 		if step >= len(policy.Steps) {
 			if round < policy.Repeat {
 				round, step = round+1, 0
-				if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "repeated", Round: &round}); err != nil {
-					return err
-				}
+				a.timeline(p.ID, TimelineEntry{Kind: "repeated", Round: ptr(round)})
 				continue
 			}
 			return s.unanswered(ctx, tx, p, a, round, policy.Fallback, now)
@@ -109,15 +105,11 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 		if err != nil {
 			return err
 		}
-		if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "step", Round: ptr(round), Step: ptr(step), DueAt: &due}); err != nil {
-			return err
-		}
+		a.timeline(p.ID, TimelineEntry{Kind: "step", Round: ptr(round), Step: ptr(step), DueAt: ptr(due)})
 		if len(users) == 0 {
 			detail := "no one on call for " + strings.Join(empty, ", ")
 			s.log.Warn("escalation step reached nobody", "page_id", p.ID, "step", step, "round", round)
-			if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_one_on_call", Round: ptr(round), Step: ptr(step), Detail: detail}); err != nil {
-				return err
-			}
+			a.timeline(p.ID, TimelineEntry{Kind: "no_one_on_call", Round: ptr(round), Step: ptr(step), Detail: detail})
 			if err := s.alarmFallback(ctx, tx, p, a, round, policy.Fallback, now, detail); err != nil {
 				return err
 			}
@@ -128,7 +120,7 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 			return err
 		}
 		next := now.Add(time.Duration(policy.Steps[step].DelaySeconds) * time.Second)
-		return s.advance(ctx, tx, p.ID, round, step, next)
+		return s.advance(ctx, tx, a, p.ID, round, step, next)
 	}
 	return fmt.Errorf("page %s: escalation did not settle", p.ID)
 }
@@ -138,13 +130,11 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 // the sender hears so through their event stream.
 func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, a *announcement, step int, due, now time.Time) error {
 	if step == 0 {
-		if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "step", Round: ptr(0), Step: ptr(0), DueAt: &due}); err != nil {
-			return err
-		}
+		a.timeline(p.ID, TimelineEntry{Kind: "step", Round: ptr(0), Step: ptr(0), DueAt: ptr(due)})
 		if _, err := s.notifyUsers(ctx, tx, p, a, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
 			return err
 		}
-		return s.advance(ctx, tx, p.ID, 0, 0, now.Add(DirectPageTimeout))
+		return s.advance(ctx, tx, a, p.ID, 0, 0, now.Add(DirectPageTimeout))
 	}
 	return s.unanswered(ctx, tx, p, a, 0, nil, now)
 }
@@ -206,7 +196,8 @@ func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, now ti
 // alarmFallback notifies the policy's fallback target, once per round.
 func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time, why string) error {
 	if fb == nil {
-		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "the policy has no fallback to alarm"})
+		a.timeline(p.ID, TimelineEntry{Kind: "no_fallback", Round: ptr(round), Detail: "the policy has no fallback to alarm"})
+		return nil
 	}
 	users, _, err := s.resolve(ctx, tx, []Target{*fb}, now)
 	if err != nil {
@@ -214,25 +205,23 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announc
 	}
 	if len(users) == 0 {
 		s.log.Error("fallback reached nobody", "page_id", p.ID)
-		return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "no_fallback", Round: &round, Detail: "no one on call for the fallback"})
+		a.timeline(p.ID, TimelineEntry{Kind: "no_fallback", Round: ptr(round), Detail: "no one on call for the fallback"})
+		return nil
 	}
 	n, err := s.notifyUsers(ctx, tx, p, a, round, stepFallback, users, now)
 	if err != nil || n == 0 {
 		return err
 	}
-	return addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "fallback", Round: &round, Detail: why})
+	a.timeline(p.ID, TimelineEntry{Kind: "fallback", Round: ptr(round), Detail: why})
+	return nil
 }
 
 // unanswered ends the escalation: nobody acknowledged through every step and
 // repeat. The page stays acknowledgeable.
 func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
-		WHERE id = $1`, p.ID, round); err != nil {
-		return err
-	}
-	if err := addTimeline(ctx, tx, p.ID, TimelineEntry{Kind: "unanswered", Round: &round}); err != nil {
-		return err
-	}
+	a.writes.Exec(`UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
+		WHERE id = $1`, p.ID, round)
+	a.timeline(p.ID, TimelineEntry{Kind: "unanswered", Round: ptr(round)})
 	if p.UserID == nil {
 		return s.alarmFallback(ctx, tx, p, a, round, fb, now, "escalation exhausted without acknowledgement")
 	}

@@ -27,10 +27,15 @@ type TimelineEntry struct {
 }
 
 func addTimeline(ctx context.Context, q pg.Querier, pageID uuid.UUID, e TimelineEntry) error {
-	_, err := q.Exec(ctx, `INSERT INTO page_events (page_id, kind, round, step, user_id, notification_id, channel, due_at, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		pageID, e.Kind, e.Round, e.Step, e.UserID, e.NotificationID, e.Channel, e.DueAt, e.Detail)
+	_, err := q.Exec(ctx, timelineSQL, timelineArgs(pageID, e)...)
 	return err
+}
+
+const timelineSQL = `INSERT INTO page_events (page_id, kind, round, step, user_id, notification_id, channel, due_at, detail)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+func timelineArgs(pageID uuid.UUID, e TimelineEntry) []any {
+	return []any{pageID, e.Kind, e.Round, e.Step, e.UserID, e.NotificationID, e.Channel, e.DueAt, e.Detail}
 }
 
 func timeline(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]TimelineEntry, error) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/internal/pg"
 )
@@ -63,28 +64,96 @@ SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e`
 // makes the later one fail with a serialization error, to be retried like
 // any other.
 func Publish(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, typ string, data any) error {
-	if !typePattern.MatchString(typ) {
-		return fmt.Errorf("%w: type %q does not match %s", ErrInvalidEvent, typ, typePattern)
-	}
-	b, err := encodeData(data)
-	if err != nil {
+	ids, b, err := prepare(userIDs, typ, data)
+	if err != nil || len(ids) == 0 {
 		return err
-	}
-	ids := slices.Clone(userIDs)
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	ids = slices.Compact(ids)
-	if len(ids) == 0 {
-		return nil
-	}
-	if ids[0] == uuid.Nil {
-		return fmt.Errorf("%w: the nil user id", ErrInvalidEvent)
 	}
 	tag, err := q.Exec(ctx, publishSQL, ids, typ, json.RawMessage(b))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", typ, err)
 	}
-	if n := tag.RowsAffected(); n != int64(len(ids)) {
-		return fmt.Errorf("publish %s: %d events written for %d users", typ, n, len(ids))
+	return checkWritten(typ, tag.RowsAffected(), len(ids))
+}
+
+// Publication is one event for PublishAll: its type and data, and to whom.
+type Publication struct {
+	UserIDs []uuid.UUID
+	Type    string
+	Data    any
+}
+
+// PublishAll is Publish for several events, in the order given, in one round
+// trip (a transaction announcing a page change and the notifications it sent
+// publishes two or more). Their recipients' counters are locked in that
+// order, so publications that share recipients must be ordered the same way
+// everywhere; list the one with the most recipients first.
+func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
+	var batch pgx.Batch
+	type queued struct {
+		typ string
+		n   int
+	}
+	var qs []queued
+	for _, p := range ps {
+		ids, b, err := prepare(p.UserIDs, p.Type, p.Data)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		batch.Queue(publishSQL, ids, p.Type, json.RawMessage(b))
+		qs = append(qs, queued{p.Type, len(ids)})
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	if len(qs) == 1 {
+		// One statement needs no batch (a batch adds a Sync).
+		q := batch.QueuedQueries[0]
+		tag, err := tx.Exec(ctx, q.SQL, q.Arguments...)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", qs[0].typ, err)
+		}
+		return checkWritten(qs[0].typ, tag.RowsAffected(), qs[0].n)
+	}
+	br := tx.SendBatch(ctx, &batch)
+	for _, q := range qs {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return fmt.Errorf("publish %s: %w", q.typ, err)
+		}
+		if err := checkWritten(q.typ, tag.RowsAffected(), q.n); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// prepare checks an event and returns its recipients sorted without
+// repeats (the lock order) and its data as JSON.
+func prepare(userIDs []uuid.UUID, typ string, data any) ([]uuid.UUID, []byte, error) {
+	if !typePattern.MatchString(typ) {
+		return nil, nil, fmt.Errorf("%w: type %q does not match %s", ErrInvalidEvent, typ, typePattern)
+	}
+	b, err := encodeData(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := slices.Clone(userIDs)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	if len(ids) > 0 && ids[0] == uuid.Nil {
+		return nil, nil, fmt.Errorf("%w: the nil user id", ErrInvalidEvent)
+	}
+	return ids, b, nil
+}
+
+func checkWritten(typ string, n int64, want int) error {
+	if n != int64(want) {
+		return fmt.Errorf("publish %s: %d events written for %d users", typ, n, want)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/callroom/callroom/internal/pg"
 )
 
 // InsertTx inserts a job in tx so that it runs when due, within its queue's
@@ -29,6 +31,24 @@ func InsertTx(ctx context.Context, c *Client, tx pgx.Tx, args river.JobArgs, opt
 
 // InsertManyTx is InsertTx for several jobs.
 func InsertManyTx(ctx context.Context, c *Client, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return InsertManyTxLater(ctx, c, tx, nil, params)
+}
+
+// InsertTxLater is InsertTx that queues the update marking a scheduled job
+// available in w, to go with the caller's other writes (pg.Writes), instead
+// of running it. Until w is flushed the job is still scheduled: flush before
+// commit, as always.
+func InsertTxLater(ctx context.Context, c *Client, tx pgx.Tx, w *pg.Writes, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	res, err := InsertManyTxLater(ctx, c, tx, w, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// InsertManyTxLater is InsertTxLater for several jobs; a nil w runs the
+// update at once (InsertManyTx).
+func InsertManyTxLater(ctx context.Context, c *Client, tx pgx.Tx, w *pg.Writes, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
 	now := time.Now()
 	for i := range params {
 		if o := params[i].InsertOpts; o != nil && !o.ScheduledAt.IsZero() && !o.ScheduledAt.After(now) {
@@ -48,7 +68,10 @@ func InsertManyTx(ctx context.Context, c *Client, tx pgx.Tx, params []river.Inse
 		}
 	}
 	if len(scheduled) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE river_job SET state = 'available' WHERE id = ANY ($1) AND state = 'scheduled'`, scheduled); err != nil {
+		const available = `UPDATE river_job SET state = 'available' WHERE id = ANY ($1) AND state = 'scheduled'`
+		if w != nil {
+			w.Exec(available, scheduled)
+		} else if _, err := tx.Exec(ctx, available, scheduled); err != nil {
 			return nil, err
 		}
 	}
