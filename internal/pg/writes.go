@@ -31,9 +31,7 @@ func (w *Writes) Exec(sql string, args ...any) { w.b.Queue(sql, args...) }
 func (w *Writes) Len() int { return w.b.Len() }
 
 // Flush runs the queued statements in q, in one round trip, and empties w.
-func (w *Writes) Flush(ctx context.Context, q interface {
-	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-}) error {
+func (w *Writes) Flush(ctx context.Context, q Querier) error {
 	if w.b.Len() == 0 {
 		return nil
 	}
