@@ -184,13 +184,15 @@ func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, 
 	return p, err
 }
 
-// getPageNotified is getPage (unlocked) with everyone the page has
-// notified so far, in one round trip.
-func getPageNotified(ctx context.Context, q pg.Querier, id uuid.UUID) (Page, []uuid.UUID, error) {
-	var notified []uuid.UUID
-	rows, _ := q.Query(ctx, `SELECT `+pageColumns+`, ARRAY(SELECT DISTINCT user_id FROM notifications n WHERE n.page_id = p.id)
+// readPageNotified sends w's queued writes and reads page id back with
+// everyone it has notified so far, in one round trip.
+func readPageNotified(ctx context.Context, tx pgx.Tx, w *pg.Writes, id uuid.UUID) (p Page, notified []uuid.UUID, err error) {
+	err = w.FlushQuery(ctx, tx, func(rows pgx.Rows) error {
+		var err error
+		p, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Page, error) { return scanPageWith(row, &notified) })
+		return err
+	}, `SELECT `+pageColumns+`, ARRAY(SELECT DISTINCT user_id FROM notifications n WHERE n.page_id = p.id)
 		FROM pages p WHERE p.id = $1`, id)
-	p, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Page, error) { return scanPageWith(row, &notified) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, nil, fmt.Errorf("page: %w", callroom.ErrNotFound)
 	}
@@ -512,10 +514,7 @@ type notice struct {
 // two transactions about one page cannot deadlock on them. It returns the
 // page as announced.
 func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
-	if err := a.writes.Flush(ctx, tx); err != nil {
-		return Page{}, err
-	}
-	p, notified, err := getPageNotified(ctx, tx, id)
+	p, notified, err := readPageNotified(ctx, tx, &a.writes, id)
 	if err != nil {
 		return Page{}, err
 	}

@@ -42,6 +42,11 @@ type Policy struct {
 	Steps     []Step    `json:"steps"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// activeUsers says, for the users its steps target, whether each is
+	// active, as read with the policy: a step then resolves them without
+	// another query.
+	activeUsers map[uuid.UUID]bool
 }
 
 // NewPolicy is what creating a policy takes.
@@ -218,19 +223,27 @@ func loadPolicyWhere(ctx context.Context, q pg.Querier, where string, arg any) (
 	var fbUser, fbSchedule *uuid.UUID
 	var pos, delay *int
 	var sched, user *uuid.UUID
+	var active *bool
 	rows, _ := q.Query(ctx, `SELECT ep.id, ep.name, ep.description, ep.repeat, ep.fallback_user_id, ep.fallback_schedule_id,
-			ep.created_at, ep.updated_at, s.position, s.delay_seconds, t.schedule_id, t.user_id
+			ep.created_at, ep.updated_at, s.position, s.delay_seconds, t.schedule_id, t.user_id, u.active
 		FROM escalation_policies ep
 		LEFT JOIN escalation_steps s ON s.policy_id = ep.id
 		LEFT JOIN escalation_step_targets t ON t.policy_id = s.policy_id AND t.position = s.position
+		LEFT JOIN users u ON u.id = t.user_id
 		WHERE `+where+`
 		ORDER BY s.position, t.schedule_id NULLS LAST, t.user_id`, arg)
 	n := 0
 	_, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.Description, &p.Repeat, &fbUser, &fbSchedule,
-		&p.CreatedAt, &p.UpdatedAt, &pos, &delay, &sched, &user}, func() error {
+		&p.CreatedAt, &p.UpdatedAt, &pos, &delay, &sched, &user, &active}, func() error {
 		n++
 		if pos == nil {
 			return nil // a policy without steps
+		}
+		if user != nil && active != nil {
+			if p.activeUsers == nil {
+				p.activeUsers = map[uuid.UUID]bool{}
+			}
+			p.activeUsers[*user] = *active
 		}
 		for len(p.Steps) <= *pos {
 			p.Steps = append(p.Steps, Step{})

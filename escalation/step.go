@@ -101,7 +101,7 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 			}
 			return s.unanswered(ctx, tx, p, a, round, policy.Fallback, now)
 		}
-		users, empty, err := s.resolve(ctx, tx, policy.Steps[step].Targets, now)
+		users, empty, err := s.resolve(ctx, tx, policy.Steps[step].Targets, policy.activeUsers, now)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,10 @@ func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, a *announceme
 
 // resolve turns a step's targets into active users, in target order without
 // repeats. empty names the schedules with nobody on call, for the timeline.
-func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, now time.Time) (users []uuid.UUID, empty []string, err error) {
+//
+// known holds users already known to be active or not (read with the
+// policy); others are read.
+func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, known map[uuid.UUID]bool, now time.Time) (users []uuid.UUID, empty []string, err error) {
 	seen := map[uuid.UUID]bool{}
 	add := func(id uuid.UUID) {
 		if !seen[id] {
@@ -151,9 +154,11 @@ func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, now ti
 	}
 	for _, t := range targets {
 		if t.UserID != nil {
-			var active bool
-			if err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *t.UserID).Scan(&active); err != nil {
-				return nil, nil, err
+			active, ok := known[*t.UserID]
+			if !ok {
+				if err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *t.UserID).Scan(&active); err != nil {
+					return nil, nil, err
+				}
 			}
 			if active {
 				add(*t.UserID)
@@ -199,7 +204,7 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announc
 		a.timeline(p.ID, TimelineEntry{Kind: "no_fallback", Round: ptr(round), Detail: "the policy has no fallback to alarm"})
 		return nil
 	}
-	users, _, err := s.resolve(ctx, tx, []Target{*fb}, now)
+	users, _, err := s.resolve(ctx, tx, []Target{*fb}, nil, now)
 	if err != nil {
 		return err
 	}

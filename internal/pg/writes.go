@@ -39,3 +39,30 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 	w.b = pgx.Batch{}
 	return q.SendBatch(ctx, &b).Close()
 }
+
+// FlushQuery runs the queued statements, then sql, in one round trip, and
+// hands sql's rows to scan (which must read or close them): the usual end
+// of a transaction that queued its writes is to read back what they made.
+func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) error, sql string, args ...any) error {
+	if w.b.Len() == 0 {
+		rows, _ := q.Query(ctx, sql, args...)
+		return scan(rows)
+	}
+	b := w.b
+	w.b = pgx.Batch{}
+	n := b.Len()
+	b.Queue(sql, args...)
+	br := q.SendBatch(ctx, &b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	rows, _ := br.Query()
+	err := scan(rows)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
