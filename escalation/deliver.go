@@ -228,19 +228,16 @@ func (s *Store) send(ctx context.Context, d delivery) (notify.Outcome, error) {
 }
 
 // Delivered records that an in-app notification was written to one of the
-// user's live event streams. The event hub calls it.
+// user's live event streams. The event hub calls it, once per page.notify
+// written, so it is one statement in its own implicit transaction: the
+// notification becomes delivered and the timeline says so, or, when it was
+// already delivered on another stream or read, nothing happens.
 func (s *Store) Delivered(ctx context.Context, userID, notificationID uuid.UUID) error {
-	return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		var d delivery
-		err := tx.QueryRow(ctx, `UPDATE notifications SET status = 'delivered', updated_at = now()
-			WHERE id = $1 AND user_id = $2 AND status = 'sent' RETURNING page_id, channel`, notificationID, userID).Scan(&d.PageID, &d.Channel)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // already delivered on another stream, or read
-		}
-		if err != nil {
-			return err
-		}
-		// Recorded on the timeline, not announced: see setStatus.
-		return addTimeline(ctx, tx, d.PageID, TimelineEntry{Kind: "delivered", UserID: &userID, NotificationID: &notificationID, Channel: &d.Channel})
-	})
+	// Recorded on the timeline, not announced: see setStatus.
+	_, err := s.db.Exec(ctx, `WITH d AS (
+			UPDATE notifications SET status = 'delivered', updated_at = now()
+			WHERE id = $1 AND user_id = $2 AND status = 'sent' RETURNING page_id, channel)
+		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel)
+		SELECT page_id, 'delivered', $2, $1, channel FROM d`, notificationID, userID)
+	return err
 }
