@@ -117,7 +117,11 @@ type Filter struct {
 	ObjectType string
 	ObjectID   string
 	PatientRef string
-	From, To   time.Time
+	// PatientRefs, when not empty, keeps events about any of these names of
+	// one patient (patient.Names): a patient's access report must show reads
+	// made under the MRN as well as under Patient/123.
+	PatientRefs []string
+	From, To    time.Time
 	// ActionCode keeps events whose AuditEvent.action is this (C, R, U, D, E).
 	ActionCode string
 	// AfterID keeps events after this id (the next page).
@@ -144,12 +148,13 @@ func List(ctx context.Context, q pg.Querier, f Filter) ([]Event, error) {
 		  AND ($3 = '' OR object_type = $3)
 		  AND ($4 = '' OR object_id = $4)
 		  AND ($5 = '' OR patient_ref = $5)
+		  AND (coalesce(cardinality($11::text[]), 0) = 0 OR patient_ref = ANY($11))
 		  AND ($6::timestamptz IS NULL OR at >= $6)
 		  AND ($7::timestamptz IS NULL OR at < $7)
 		  AND ($9 = '' OR `+actionCodeSQL()+` = $9)
 		  AND id > $10
 		ORDER BY id LIMIT $8`,
-		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit, f.ActionCode, f.AfterID)
+		f.ActorID, f.Action, f.ObjectType, f.ObjectID, f.PatientRef, from, to, f.Limit, f.ActionCode, f.AfterID, f.PatientRefs)
 	if err != nil {
 		return nil, err
 	}

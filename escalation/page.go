@@ -18,6 +18,7 @@ import (
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/patient"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -102,10 +103,7 @@ const (
 )
 
 // A FHIR literal relative reference: Type/id, id per FHIR's id datatype.
-var (
-	patientRef   = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
-	encounterRef = regexp.MustCompile(`^Encounter/[A-Za-z0-9\-.]{1,64}$`)
-)
+var encounterRef = regexp.MustCompile(`^Encounter/[A-Za-z0-9\-.]{1,64}$`)
 
 func (in *NewPage) validate() error {
 	if (in.ServiceID == nil) == (in.UserID == nil) {
@@ -128,7 +126,7 @@ func (in *NewPage) validate() error {
 	if utf8.RuneCountInString(in.Body) > MaxBody {
 		return callroom.Invalid("body", "is longer than %d characters", MaxBody)
 	}
-	if in.PatientRef != "" && !patientRef.MatchString(in.PatientRef) {
+	if in.PatientRef != "" && !patient.IsLiteral(in.PatientRef) {
 		return callroom.Invalid("patient_ref", "must be a FHIR reference such as Patient/123")
 	}
 	if in.EncounterRef != "" && !encounterRef.MatchString(in.EncounterRef) {

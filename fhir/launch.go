@@ -19,6 +19,7 @@ import (
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/inbox"
 	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/patient"
 )
 
 // Launch configures SMART on FHIR EHR launch: the EHR opens callroom from a
@@ -187,14 +188,24 @@ func (s *Store) FinishLaunch(ctx context.Context, code, state, clientAddr string
 		return Launched{}, reject(403, "security", "the EHR user matches no callroom account; an administrator can create it")
 	}
 	out := Launched{UserID: userID[0]}
-	patient := "Patient/" + strings.TrimPrefix(tok.Patient, "Patient/")
+	patientRef := "Patient/" + strings.TrimPrefix(tok.Patient, "Patient/")
+	// The patient's MRN and other identifiers, so that threads nurses opened
+	// under them join this chart. Not reading them does not stop the launch:
+	// the threads under the FHIR id are still there.
+	identifiers, err := s.patientIdentifiers(ctx, patientRef)
+	if err != nil {
+		s.log.Warn("smart launch: cannot read the patient's identifiers from the EHR; threads kept under them stay apart")
+	}
 	encounter := ""
 	if tok.Encounter != "" {
 		encounter = "Encounter/" + strings.TrimPrefix(tok.Encounter, "Encounter/")
 	}
 	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
-		if out.ThreadID, _, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
+		if _, err := patient.Link(ctx, tx, audit.System, patientRef, identifiers, patient.FromEHR); err != nil {
+			return err
+		}
+		if out.ThreadID, _, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patientRef, EncounterRef: encounter}); err != nil {
 			return err
 		}
 		// The EHR vouches that this clinician is working in this chart.
@@ -202,7 +213,7 @@ func (s *Store) FinishLaunch(ctx context.Context, code, state, clientAddr string
 			return err
 		}
 		return audit.Record(ctx, tx, audit.Actor{UserID: out.UserID, ClientAddr: clientAddr}, audit.Entry{Action: "fhir.launch",
-			ObjectType: "thread", ObjectID: out.ThreadID.String(), PatientRef: patient})
+			ObjectType: "thread", ObjectID: out.ThreadID.String(), PatientRef: patientRef})
 	})
 	return out, err
 }

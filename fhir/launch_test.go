@@ -23,7 +23,11 @@ func TestEHRLaunch(t *testing.T) {
 	e := &env{t: t, in: in, ehr: ehr}
 	drA, prA := e.clinician("Dr A", "physician", true)
 	stranger := ehr.Create(map[string]any{"resourceType": "Practitioner", "active": true})
-	pat := e.patient()
+	// The patient has an MRN (nurses may have opened threads under it
+	// before the FHIR id was known): the launch links it to the Patient.
+	const mrn = "urn:oid:2.16.840.1.113883.3.1|MRN-4471"
+	pat := "Patient/" + ehr.Create(map[string]any{"resourceType": "Patient",
+		"identifier": []any{map[string]any{"system": "urn:oid:2.16.840.1.113883.3.1", "value": "MRN-4471"}}})["id"].(string)
 	enc := ehr.Create(encounter(pat, "in-progress", "IMP"))
 	ehr.Control("launch", map[string]any{"launch": "L1", "patient": strings.TrimPrefix(pat, "Patient/"), "encounter": enc["id"], "fhirUser": prA})
 	ehr.Control("launch", map[string]any{"launch": "L2", "patient": strings.TrimPrefix(pat, "Patient/"), "fhirUser": "Practitioner/" + stranger["id"].(string)})
@@ -78,6 +82,12 @@ func TestEHRLaunch(t *testing.T) {
 	}
 	if id, _, members := e.threadOf(pat, "Encounter/"+enc["id"].(string)); id.String() != thread || !sameMembers(members, drA.User.ID) {
 		t.Fatalf("thread %s members %v", id, members)
+	}
+
+	var linked string
+	in.DB.Pool.QueryRow(context.Background(), `SELECT patient_ref FROM patient_identifiers WHERE identifier = $1`, mrn).Scan(&linked) //nolint:errcheck
+	if linked != pat {
+		t.Errorf("after the launch, the MRN is linked to %q, want %s", linked, pat)
 	}
 
 	if r := get(cb); r.StatusCode != 400 {

@@ -130,6 +130,8 @@ var accessMatrix = map[string]string{
 	"POST /api/v1/threads":                                 "yynnn",
 	"GET /api/v1/threads":                                  "yyyyy",
 	"GET /api/v1/patients/{ref}/threads":                   "yyyyy", // answers only what the caller may see
+	"GET /api/v1/patients/{ref}/identifiers":               "nnnyn",
+	"POST /api/v1/patients/{ref}/identifiers":              "nnnyn",
 	"GET /api/v1/threads/{id}":                             "nnnnn",
 	"POST /api/v1/threads/{id}/members":                    "nnnnn",
 	"DELETE /api/v1/threads/{id}/members/{uid}":            "nnnnn",

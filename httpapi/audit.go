@@ -13,6 +13,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/patient"
 )
 
 // auditRoutes: the audit trail, for auditors and administrators.
@@ -109,6 +110,19 @@ func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		f.AfterID = n
 	}
+	if f.PatientRef != "" {
+		if err := patient.CheckRef("patient", f.PatientRef); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		names, err := patient.Names(r.Context(), s.DB, f.PatientRef)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// Every name of the patient, not only the one asked about.
+		f.PatientRefs, f.PatientRef = names, ""
+	}
 	events, err := audit.List(r.Context(), s.DB, f)
 	if err != nil {
 		s.fail(w, r, err)
@@ -125,7 +139,7 @@ func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request) {
 		details["date"] = strings.Join(q["date"], ",")
 	}
 	if err := audit.Record(r.Context(), s.DB, principal(r).Actor(), audit.Entry{Action: "audit.search", ObjectType: "audit_events",
-		PatientRef: f.PatientRef, Details: details}); err != nil {
+		PatientRef: q.Get("patient"), Details: details}); err != nil {
 		s.fail(w, r, err)
 		return
 	}

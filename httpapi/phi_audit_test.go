@@ -62,6 +62,7 @@ func TestEveryPHIReadIsAudited(t *testing.T) {
 	nina := in.User("Nina RN", "nurse")
 	aud := in.User("Avi Auditor", "auditor")
 	dan := in.User("Dan Covering RN", "nurse")
+	adm := in.User("Ada Admin", "admin")
 	th := ana.Must(201, "POST", "/api/v1/threads", map[string]any{"kind": "patient", "name": "Bed 7", "patient_ref": ref,
 		"member_ids": []string{nina.User.ID.String()}})
 	base := "/api/v1/threads/" + th["id"].(string)
@@ -95,6 +96,7 @@ func TestEveryPHIReadIsAudited(t *testing.T) {
 		{"GET /api/v1/pages/{id}", "/api/v1/pages/" + page["id"].(string), ana, "page.read"},
 		{"GET /api/v1/audit", "/api/v1/audit?patient=" + url.QueryEscape(ref), aud, "audit.search"},
 		{"GET /api/v1/emergency-access", "/api/v1/emergency-access", aud, "emergency_access.list"},
+		{"GET /api/v1/patients/{ref}/identifiers", "/api/v1/patients/" + url.PathEscape(ref) + "/identifiers", adm, "patient.names"},
 	}
 	covered := map[string]bool{}
 	for _, rd := range reads {

@@ -23,6 +23,7 @@ import (
 	"github.com/callroom/callroom/metrics"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/patient"
 	"github.com/callroom/callroom/ratelimit"
 )
 
@@ -36,6 +37,8 @@ type Server struct {
 	Pages    *escalation.Store
 	Contacts *notify.Store
 	Inbox    *inbox.Store
+	// Patients links a patient's identifiers (MRN) to its Patient reference.
+	Patients *patient.Store
 	// FHIR receives the EHR's subscription notifications (nil: no EHR).
 	FHIR *fhir.Store
 	// Ready reports whether the service can do its work (database and River

@@ -5,7 +5,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
@@ -37,6 +36,8 @@ func (s *Server) threadRoutes(r chi.Router) {
 	r.Post("/threads/{id}/legal-hold", s.setLegalHold)
 	r.Put("/retention-policies/{kind}", s.putRetentionPolicy)
 	r.Get("/patients/{ref}/threads", s.patientThreads)
+	r.Get("/patients/{ref}/identifiers", s.patientIdentifiers)
+	r.Post("/patients/{ref}/identifiers", s.linkPatientIdentifiers)
 }
 
 // createThread answers 201 with a new thread, or 200 with the direct thread
@@ -382,13 +383,9 @@ func (s *Server) putRetentionPolicy(w http.ResponseWriter, r *http.Request) {
 // "system|value", URL-escaped ("Patient%2F123"). When the request path had
 // escapes, chi matched the raw path, so the parameter is still escaped.
 func (s *Server) patientThreads(w http.ResponseWriter, r *http.Request) {
-	ref := chi.URLParam(r, "ref")
-	if r.URL.RawPath != "" {
-		var err error
-		if ref, err = url.PathUnescape(ref); err != nil {
-			badRequest(w, "ref", "is not a properly escaped path segment")
-			return
-		}
+	ref, ok := patientParam(w, r)
+	if !ok {
+		return
 	}
 	out, err := s.Inbox.PatientThreads(r.Context(), principal(r), ref)
 	if err != nil {

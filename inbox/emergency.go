@@ -16,6 +16,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/patient"
 )
 
 // Emergency access ("break the glass", 45 CFR 164.312(a)(2)(ii)): a nurse or
@@ -193,7 +194,7 @@ func activeEmergency(ctx context.Context, q pg.Querier, userID uuid.UUID, ref st
 		return uuid.Nil, false, nil
 	}
 	var id uuid.UUID
-	err := q.QueryRow(ctx, `SELECT id FROM emergency_access WHERE user_id = $1 AND patient_ref = $2 AND expires_at > now()
+	err := q.QueryRow(ctx, `SELECT id FROM emergency_access WHERE user_id = $1 AND patient_ref IN `+patient.SameAs("$2")+` AND expires_at > now()
 		ORDER BY expires_at DESC LIMIT 1`, userID, ref).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return id, false, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/patient"
 )
 
 // Kind is what a thread is about.
@@ -369,7 +370,7 @@ func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref stri
 			}
 		}
 		rows, _ := tx.Query(ctx, `SELECT `+threadColumns+` FROM threads t
-			WHERE t.kind = 'patient' AND t.patient_ref = $1
+			WHERE t.kind = 'patient' AND t.patient_ref IN `+patient.SameAs("$1")+`
 			  AND ($3 OR EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = t.id AND me.user_id = $2 AND me.left_at IS NULL))
 			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, who.User.ID, all)
 		var err error

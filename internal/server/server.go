@@ -33,6 +33,7 @@ import (
 	"github.com/callroom/callroom/migrations"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/oncall"
+	"github.com/callroom/callroom/patient"
 	"github.com/callroom/callroom/ratelimit"
 	"github.com/callroom/callroom/web"
 	"github.com/callroom/callroom/worker"
@@ -212,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.API = &httpapi.Server{
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
-		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, FHIR: s.FHIR,
+		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, Patients: patient.NewStore(cfg.Pool), FHIR: s.FHIR,
 		PublicURL: cfg.PublicURL, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: s.ready, Metrics: s.Metrics, MetricsElsewhere: cfg.MetricsListener != nil,
 		HSTS:           cfg.TLS || strings.HasPrefix(cfg.PublicURL, "https://"),
