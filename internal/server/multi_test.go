@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/internal/pgtest"
 )
@@ -114,7 +116,12 @@ func TestSeveralInstances(t *testing.T) {
 					return e
 				}
 			case <-deadline:
-				t.Fatalf("no %s event within 30 s", typ)
+				// What River did, and what A and B logged, say whether the
+				// step did not fire or its event did not reach the stream.
+				rows, _ := db.Pool.Query(context.Background(), `SELECT id, kind, state, attempt, scheduled_at, coalesce(errors::text, '')
+					FROM river_job WHERE queue = 'escalation' ORDER BY id`)
+				jobs, _ := pgx.CollectRows(rows, pgx.RowToMap)
+				t.Fatalf("no %s event within 30 s\nescalation jobs: %v\nA's log:\n%s\nB's log:\n%s", typ, jobs, a.LogText(), b.LogText())
 			}
 		}
 	}
