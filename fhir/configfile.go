@@ -22,8 +22,9 @@ type fileConfig struct {
 	Subscriptions    []fileSubscription `json:"subscriptions"`
 	// SMART on FHIR EHR launch.
 	Launch *struct {
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Scope        string `json:"scope"`
 	} `json:"launch"`
 	// SMART Backend Services (instead of bearer_token).
 	SMART *struct {
@@ -79,7 +80,7 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 		if f.Launch.ClientID == "" {
 			return Config{}, false, fmt.Errorf("fhir config %s: launch needs client_id", path)
 		}
-		cfg.Launch = &Launch{ClientID: f.Launch.ClientID, Scope: f.Launch.Scope}
+		cfg.Launch = &Launch{ClientID: f.Launch.ClientID, ClientSecret: f.Launch.ClientSecret, Scope: f.Launch.Scope}
 	}
 	if f.Timeout != "" {
 		if cfg.Timeout, err = time.ParseDuration(f.Timeout); err != nil || cfg.Timeout <= 0 {

@@ -2,7 +2,9 @@ package fhir_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -32,7 +34,9 @@ func TestEHRLaunch(t *testing.T) {
 	ehr.Control("launch", map[string]any{"launch": "L1", "patient": strings.TrimPrefix(pat, "Patient/"), "encounter": enc["id"], "fhirUser": prA})
 	ehr.Control("launch", map[string]any{"launch": "L2", "patient": strings.TrimPrefix(pat, "Patient/"), "fhirUser": "Practitioner/" + stranger["id"].(string)})
 
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A browser: it keeps cookies (the launch's state rides in one).
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(u string) *http.Response {
 		t.Helper()
 		resp, err := browser.Get(u)
@@ -49,16 +53,18 @@ func TestEHRLaunch(t *testing.T) {
 			t.Fatalf("launch: %d to %q", r.StatusCode, r.Header.Get("Location"))
 		}
 		r = get(r.Header.Get("Location"))
-		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), in.URL+fhir.LaunchCallbackPath+"?") {
+		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), in.URL+"/smart/callback?") {
 			t.Fatalf("authorize: %d to %q", r.StatusCode, r.Header.Get("Location"))
 		}
 		return r.Header.Get("Location")
 	}
 
+	// The clinician lands in the patient's chart view, signed in, and is a
+	// member of the encounter's thread.
 	cb := launch("L1")
 	r := get(cb)
-	if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), in.URL+"/threads/") {
-		t.Fatalf("callback: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("callback: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
 	}
 	var cookie *http.Cookie
 	for _, c := range r.Cookies() {
@@ -69,19 +75,20 @@ func TestEHRLaunch(t *testing.T) {
 	if cookie == nil || !cookie.HttpOnly {
 		t.Fatal("no session cookie")
 	}
-	thread := strings.TrimPrefix(r.Header.Get("Location"), in.URL+"/threads/")
-	req, _ := http.NewRequest("GET", in.URL+"/api/v1/threads/"+thread, nil)
+	id, _, members := e.threadOf(pat, "Encounter/"+enc["id"].(string))
+	if !sameMembers(members, drA.User.ID) {
+		t.Fatalf("thread %s members %v", id, members)
+	}
+	req, _ := http.NewRequest("GET", in.URL+"/api/v1/patients/"+url.PathEscape(mrn)+"/threads", nil)
 	req.AddCookie(cookie)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("the launched clinician reads the thread: %d", resp.StatusCode)
-	}
-	if id, _, members := e.threadOf(pat, "Encounter/"+enc["id"].(string)); id.String() != thread || !sameMembers(members, drA.User.ID) {
-		t.Fatalf("thread %s members %v", id, members)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), id.String()) {
+		t.Fatalf("the launched clinician's chart, asked by MRN: %d %s", resp.StatusCode, body)
 	}
 
 	var linked string
@@ -93,8 +100,8 @@ func TestEHRLaunch(t *testing.T) {
 	if r := get(cb); r.StatusCode != 400 {
 		t.Errorf("the same answer twice: %d, want 400", r.StatusCode)
 	}
-	if r := get(in.URL + "/smart/launch?" + url.Values{"iss": {"https://evil.example/fhir"}, "launch": {"L1"}}.Encode()); r.StatusCode != 400 {
-		t.Errorf("a foreign iss: %d, want 400", r.StatusCode)
+	if r := get(in.URL + "/smart/launch?" + url.Values{"iss": {"https://evil.example/fhir"}, "launch": {"L1"}}.Encode()); r.StatusCode != 403 {
+		t.Errorf("a foreign iss: %d, want 403", r.StatusCode)
 	}
 	if r := get(launch("L2")); r.StatusCode != 403 {
 		t.Errorf("an unknown clinician: %d, want 403", r.StatusCode)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -21,81 +20,18 @@ func (s *Server) fhirRoutes(r chi.Router) {
 	r.Post("/fhir/hooks/{subscription}", s.fhirHook)
 	r.Put("/fhir/hooks/{subscription}/{type}/{id}", s.fhirHook)
 	r.Get("/smart/launch", s.smartLaunch)
-	r.Get(fhir.LaunchCallbackPath, s.smartCallback)
+	r.Get("/smart/callback", s.smartLaunch)
 }
 
-// launchFailed answers a refused launch to the browser.
-func (s *Server) launchFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var rej *fhir.Rejection
-	if errors.As(err, &rej) {
-		writeProblem(w, Problem{Status: rej.Status, Detail: rej.Diagnostics})
-		return
-	}
-	var se *fhir.ServerError
-	if errors.As(err, &se) {
-		s.Log.Warn("smart launch: the EHR failed", "status", se.Status)
-		writeProblem(w, Problem{Status: http.StatusBadGateway, Detail: "the EHR could not be reached; launch again"})
-		return
-	}
-	s.fail(w, r, err)
-}
-
-// smartLaunch starts a SMART on FHIR EHR launch: the browser goes to the
-// EHR's authorization server.
+// smartLaunch serves the SMART on FHIR EHR launch of the patient-chart
+// view (/smart/launch and /smart/callback): the web client does it, with
+// the EHR connection when one is configured (see package web).
 func (s *Server) smartLaunch(w http.ResponseWriter, r *http.Request) {
-	if s.FHIR == nil {
-		// Without an EHR connection (CALLROOM_FHIR_CONFIG) the web client's
-		// own chart launch (CALLROOM_SMART_ISSUER) answers, if configured.
-		if s.Web != nil {
-			s.Web.ServeHTTP(w, r)
-			return
-		}
-		notFound(w, "no EHR connection is configured")
+	if s.Web == nil {
+		notFound(w, "no EHR launch is configured")
 		return
 	}
-	to, err := s.FHIR.StartLaunch(r.Context(), r.URL.Query().Get("iss"), r.URL.Query().Get("launch"))
-	if err != nil {
-		s.launchFailed(w, r, err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, to, http.StatusFound)
-}
-
-// smartCallback finishes the launch: the clinician is signed in (a session
-// cookie, as after a login) and sent to the patient's thread.
-func (s *Server) smartCallback(w http.ResponseWriter, r *http.Request) {
-	if s.FHIR == nil {
-		// Without an EHR connection (CALLROOM_FHIR_CONFIG) the web client's
-		// own chart launch (CALLROOM_SMART_ISSUER) answers, if configured.
-		if s.Web != nil {
-			s.Web.ServeHTTP(w, r)
-			return
-		}
-		notFound(w, "no EHR connection is configured")
-		return
-	}
-	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		writeProblem(w, Problem{Status: http.StatusForbidden, Detail: "the EHR did not authorize the launch"})
-		return
-	}
-	done, err := s.FHIR.FinishLaunch(r.Context(), q.Get("code"), q.Get("state"), clientAddr(r))
-	if err != nil {
-		s.launchFailed(w, r, err)
-		return
-	}
-	sess, secret, err := s.Auth.OpenSession(r.Context(), done.UserID, clientAddr(r), r.UserAgent())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: s.SecureCookies,
-		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt,
-	})
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, strings.TrimRight(s.PublicURL, "/")+"/threads/"+done.ThreadID.String(), http.StatusFound)
+	s.Web.ServeHTTP(w, r)
 }
 
 func (s *Server) fhirHook(w http.ResponseWriter, r *http.Request) {

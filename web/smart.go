@@ -17,7 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/fhir"
 )
 
 // SMART configures the patient-chart view's EHR launch (SMART App Launch,
@@ -40,6 +43,13 @@ type SMART struct {
 	Scope string
 	// HTTPClient talks to the EHR; a 10-second client when nil.
 	HTTPClient *http.Client
+	// EHR, when set, is callroom's connection to this EHR (package fhir,
+	// CALLROOM_FHIR_CONFIG with a "launch" section): it matches the
+	// clinician through that connection (NPI, then email), links the
+	// patient's identifiers and puts the clinician in the patient's thread.
+	// Without it the clinician is matched by the NPI of the Practitioner
+	// read with their own access token.
+	EHR *fhir.Store
 }
 
 // DefaultSMARTScope asks for the launch context, the user's identity and
@@ -216,33 +226,28 @@ func (c *client) smartCallback(w http.ResponseWriter, r *http.Request) {
 		c.launchFail(w, http.StatusBadGateway, "the token response's fhirUser is missing or not a Practitioner of this EHR", err)
 		return
 	}
-	var prac struct {
-		ResourceType string `json:"resourceType"`
-		Identifier   []struct {
-			System string `json:"system"`
-			Value  string `json:"value"`
-		} `json:"identifier"`
-	}
-	if err := c.getJSON(r.Context(), practitioner, tok.AccessToken, &prac); err != nil || prac.ResourceType != "Practitioner" {
-		c.launchFail(w, http.StatusBadGateway, "cannot read the user's Practitioner resource from the EHR", err)
-		return
-	}
-	npi := ""
-	for _, id := range prac.Identifier {
-		if id.System == "http://hl7.org/fhir/sid/us-npi" {
-			npi = id.Value
+	var userID uuid.UUID
+	if ehr := c.o.SMART.EHR; ehr != nil {
+		l := fhir.LaunchContext{Patient: "Patient/" + tok.Patient, ClientAddr: clientAddr(r),
+			FHIRUser: strings.TrimPrefix(practitioner, strings.TrimRight(c.o.SMART.Issuer, "/")+"/")}
+		if fhirID.MatchString(tok.Encounter) {
+			l.Encounter = "Encounter/" + tok.Encounter
 		}
-	}
-	if npi == "" {
-		c.launchFail(w, http.StatusForbidden, "your EHR account has no NPI, so callroom cannot tell who you are", nil)
+		done, err := ehr.RecordLaunch(r.Context(), l)
+		var rej *fhir.Rejection
+		switch {
+		case errors.As(err, &rej):
+			c.launchFail(w, rej.Status, rej.Diagnostics, nil)
+			return
+		case err != nil:
+			c.launchFail(w, http.StatusBadGateway, "cannot match you through the EHR connection", err)
+			return
+		}
+		userID = done.UserID
+	} else if userID = c.matchByNPI(w, r, tok, practitioner); userID == uuid.Nil {
 		return
 	}
-	u, err := c.o.Auth.UserByNPI(r.Context(), npi)
-	if err != nil {
-		c.launchFail(w, http.StatusForbidden, "no callroom user has your NPI; ask an administrator to add it", err)
-		return
-	}
-	sess, secret, err := c.o.Auth.OpenSession(r.Context(), u.ID, clientAddr(r), r.UserAgent())
+	sess, secret, err := c.o.Auth.OpenSession(r.Context(), userID, clientAddr(r), r.UserAgent())
 	if errors.Is(err, auth.ErrLoginFailed) {
 		c.launchFail(w, http.StatusForbidden, "your callroom account is deactivated", nil)
 		return
@@ -253,6 +258,39 @@ func (c *client) smartCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, c.frameCookie(&http.Cookie{Name: c.o.SessionCookie, Value: secret, Path: "/", Expires: sess.ExpiresAt}))
 	c.serveIndex(w, r, page{Patient: "Patient/" + tok.Patient})
+}
+
+// matchByNPI finds the callroom user whose NPI is the one on the
+// Practitioner fhirUser names, read with the clinician's own token; it
+// answers the browser and returns uuid.Nil when there is none.
+func (c *client) matchByNPI(w http.ResponseWriter, r *http.Request, tok tokenResponse, practitioner string) uuid.UUID {
+	var prac struct {
+		ResourceType string `json:"resourceType"`
+		Identifier   []struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		} `json:"identifier"`
+	}
+	if err := c.getJSON(r.Context(), practitioner, tok.AccessToken, &prac); err != nil || prac.ResourceType != "Practitioner" {
+		c.launchFail(w, http.StatusBadGateway, "cannot read the user's Practitioner resource from the EHR", err)
+		return uuid.Nil
+	}
+	npi := ""
+	for _, id := range prac.Identifier {
+		if id.System == "http://hl7.org/fhir/sid/us-npi" {
+			npi = id.Value
+		}
+	}
+	if npi == "" {
+		c.launchFail(w, http.StatusForbidden, "your EHR account has no NPI, so callroom cannot tell who you are", nil)
+		return uuid.Nil
+	}
+	u, err := c.o.Auth.UserByNPI(r.Context(), npi)
+	if err != nil {
+		c.launchFail(w, http.StatusForbidden, "no callroom user has your NPI; ask an administrator to add it", err)
+		return uuid.Nil
+	}
+	return u.ID
 }
 
 // frameCookie sets the attributes of the cookies an EHR launch sets. The
@@ -278,6 +316,7 @@ type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
 	Patient     string `json:"patient"`
+	Encounter   string `json:"encounter"`
 	IDToken     string `json:"id_token"`
 }
 
@@ -336,10 +375,14 @@ func (c *client) fhirUser(tok tokenResponse) (string, error) {
 	}
 	var claims struct {
 		Aud      json.RawMessage `json:"aud"`
+		Exp      int64           `json:"exp"`
 		FHIRUser string          `json:"fhirUser"`
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
 		return "", fmt.Errorf("id_token: %w", err)
+	}
+	if claims.Exp != 0 && time.Unix(claims.Exp, 0).Before(time.Now()) {
+		return "", errors.New("id_token: expired")
 	}
 	var auds []string
 	var one string

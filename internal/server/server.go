@@ -211,6 +211,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.FHIR.SetRiver(client)
 	}
 
+	smart, err := launchConfig(cfg, s.FHIR)
+	if err != nil {
+		return nil, err
+	}
 	s.API = &httpapi.Server{
 		Log: cfg.Log, DB: cfg.Pool, Auth: s.Auth, OnCall: s.OnCall, Events: s.Events,
 		Pages: s.Pages, Contacts: s.Contacts, Inbox: s.Inbox, Patients: patient.NewStore(cfg.Pool), FHIR: s.FHIR,
@@ -220,7 +224,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		FrameAncestors: cfg.FrameAncestors, LocalPasswordsOff: cfg.PasswordLoginOff, TrustedProxies: cfg.TrustedProxies,
 		Limiter: ratelimit.New(cfg.Pool), Limits: httpapi.DefaultLimits,
 		Web: web.Handler(web.Options{
-			SessionIdle: s.Auth.SessionIdle, FrameAncestors: cfg.FrameAncestors, SMART: cfg.SMART,
+			SessionIdle: s.Auth.SessionIdle, FrameAncestors: cfg.FrameAncestors, SMART: smart,
 			Auth: s.Auth, Keys: s.Keys, Log: cfg.Log.With("component", "web"), SessionCookie: httpapi.SessionCookie,
 			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"), PublicURL: cfg.PublicURL,
 		}),
@@ -322,4 +326,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return serveErr
 	}
 	return nil
+}
+
+// launchConfig is the patient-chart view's EHR launch: the EHR connection's
+// ("launch" in CALLROOM_FHIR_CONFIG), which matches clinicians and keeps
+// threads through that connection, or else cfg.SMART (CALLROOM_SMART_ISSUER)
+// alone. Both naming different EHRs is a configuration mistake.
+func launchConfig(cfg Config, ehr *fhir.Store) (*web.SMART, error) {
+	if ehr == nil || cfg.FHIR.Launch == nil {
+		return cfg.SMART, nil
+	}
+	if cfg.SMART != nil && strings.TrimRight(cfg.SMART.Issuer, "/") != ehr.BaseURL() {
+		return nil, fmt.Errorf("the EHR launch is configured twice: CALLROOM_SMART_ISSUER %s is not the FHIR connection's base_url %s", cfg.SMART.Issuer, ehr.BaseURL())
+	}
+	l := cfg.FHIR.Launch
+	scope := l.Scope
+	if scope == "" {
+		scope = fhir.DefaultLaunchScope
+	}
+	return &web.SMART{Issuer: ehr.BaseURL(), ClientID: l.ClientID, ClientSecret: l.ClientSecret, Scope: scope, EHR: ehr}, nil
 }
