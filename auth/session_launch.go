@@ -40,3 +40,11 @@ func (s *Store) OpenSession(ctx context.Context, userID uuid.UUID, clientAddr, u
 func (s *Store) UserByNPI(ctx context.Context, npi string) (User, error) {
 	return s.userWhere(ctx, `npi = $1`, npi)
 }
+
+// LaunchRefused records an EHR launch refused because the clinician the EHR
+// named (fhirUser, a Practitioner reference) matches no callroom user, so a
+// security officer sees who tried to open callroom from a chart.
+func (s *Store) LaunchRefused(ctx context.Context, fhirUser, clientAddr, reason string) error {
+	return audit.Record(ctx, s.db, audit.Actor{ClientAddr: clientAddr}, audit.Entry{Action: "fhir.launch", ObjectType: "fhir_user",
+		ObjectID: fhirUser, Outcome: audit.Denied, Details: map[string]any{"reason": reason}})
+}

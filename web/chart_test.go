@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -220,5 +221,36 @@ func TestSMARTLaunchRefusesAnotherIssuer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("launch from an untrusted iss: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestSMARTLaunchRefusesAnUnknownClinician: an EHR user whose NPI no
+// callroom user has gets 403 and no session, and the refusal is audited.
+func TestSMARTLaunchRefusesAnUnknownClinician(t *testing.T) {
+	t.Parallel()
+	e := newEHR(t)
+	in := apitest.Start(t, apitest.Options{Setup: func(s *server.Server) {
+		s.API.Web = web.Handler(web.Options{SMART: &web.SMART{Issuer: e.srv.URL + "/fhir", ClientID: e.clientID},
+			Auth: s.Auth, Keys: s.Keys, SessionCookie: "callroom_session"})
+	}})
+	e.callroomURL = in.URL
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(in.URL + "/smart/launch?launch=" + launchToken + "&iss=" + url.QueryEscape(e.srv.URL+"/fhir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Request.URL.Path != "/smart/callback" {
+		t.Fatalf("an unknown clinician's launch ended %d at %s, want 403 at the callback", resp.StatusCode, resp.Request.URL.Path)
+	}
+	for _, c := range jar.Cookies(resp.Request.URL) {
+		if c.Name == "callroom_session" {
+			t.Error("an unknown clinician got a session")
+		}
+	}
+	evs, err := audit.List(t.Context(), in.DB.Pool, audit.Filter{Action: "fhir.launch"})
+	if err != nil || len(evs) != 1 || evs[0].Outcome != audit.Denied || evs[0].Details["reason"] != "unmatched practitioner" {
+		t.Errorf("audited %+v (%v), want one denied fhir.launch", evs, err)
 	}
 }

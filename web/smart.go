@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/auth"
 	"github.com/callroom/callroom/fhir"
 )
@@ -281,13 +282,23 @@ func (c *client) matchByNPI(w http.ResponseWriter, r *http.Request, tok tokenRes
 			npi = id.Value
 		}
 	}
-	if npi == "" {
-		c.launchFail(w, http.StatusForbidden, "your EHR account has no NPI, so callroom cannot tell who you are", nil)
+	refuse := func(reason, detail string, err error) uuid.UUID {
+		if aerr := c.o.Auth.LaunchRefused(r.Context(), practitioner, clientAddr(r), reason); aerr != nil {
+			c.launchFail(w, http.StatusInternalServerError, "cannot record the refusal", aerr)
+			return uuid.Nil
+		}
+		c.launchFail(w, http.StatusForbidden, detail, err)
 		return uuid.Nil
 	}
+	if npi == "" {
+		return refuse("practitioner without NPI", "your EHR account has no NPI, so callroom cannot tell who you are", nil)
+	}
 	u, err := c.o.Auth.UserByNPI(r.Context(), npi)
+	if errors.Is(err, callroom.ErrNotFound) {
+		return refuse("unmatched practitioner", "no callroom user has your NPI; ask an administrator to add it", nil)
+	}
 	if err != nil {
-		c.launchFail(w, http.StatusForbidden, "no callroom user has your NPI; ask an administrator to add it", err)
+		c.launchFail(w, http.StatusInternalServerError, "cannot look up your account", err)
 		return uuid.Nil
 	}
 	return u.ID
