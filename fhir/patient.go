@@ -2,10 +2,18 @@ package fhir
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
+	"github.com/callroom/callroom/audit"
+	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/patient"
+	"github.com/callroom/callroom/worker"
 )
 
 func decodePatient(raw []byte) (models.Patient, error) {
@@ -32,12 +40,78 @@ func (s *Store) patientIdentifiers(ctx context.Context, ref string) ([]string, e
 	}
 	var ids []string
 	for _, id := range p.Identifier {
-		if id.System == nil || id.Value == nil {
-			continue
-		}
-		if tok := patient.Identifier(*id.System, *id.Value); tok != "" {
+		if tok := identifierToken(&id); tok != "" {
 			ids = append(ids, tok)
 		}
 	}
 	return ids, nil
+}
+
+// identifierToken is id as "system|value", or "" without both.
+func identifierToken(id *models.Identifier) string {
+	if id == nil || id.System == nil || id.Value == nil {
+		return ""
+	}
+	return patient.Identifier(*id.System, *id.Value)
+}
+
+// LinkPatientArgs is the job that reads a Patient's identifiers from the
+// EHR and links them (package patient). It is queued when a resource opens
+// a thread for a patient, so the EHR read never delays the thread.
+type LinkPatientArgs struct {
+	Patient string `json:"patient"`
+}
+
+// Kind implements river.JobArgs.
+func (LinkPatientArgs) Kind() string { return "fhir.link_patient" }
+
+// InsertOpts: the fhir queue, at most one per patient an hour (a patient's
+// MRN rarely changes; each launch reads it again anyway).
+func (LinkPatientArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: worker.QueueFHIR, MaxAttempts: 10,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Hour}}
+}
+
+// patientNamed learns, in tx, what a resource about the patient ref says of
+// its identifiers: a subject reference that also carries an identifier links
+// it at once, and a thread just opened for the patient queues a read of the
+// Patient's identifiers (LinkPatientArgs).
+func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, ref string, subject *models.Identifier, opened bool) error {
+	if tok := identifierToken(subject); tok != "" {
+		if _, err := patient.Link(ctx, tx, audit.System, ref, []string{tok}, patient.FromEHR); err != nil {
+			return err
+		}
+	}
+	if !opened {
+		return nil
+	}
+	_, err := worker.InsertTx(ctx, s.river, tx, LinkPatientArgs{Patient: ref}, nil)
+	return err
+}
+
+// LinkPatientWorker runs LinkPatientArgs jobs.
+type LinkPatientWorker struct {
+	river.WorkerDefaults[LinkPatientArgs]
+	Store *Store
+}
+
+// Work reads the Patient and links its identifiers. A Patient the EHR no
+// longer has (or that is not a Patient) is given up, not retried.
+func (w *LinkPatientWorker) Work(ctx context.Context, job *river.Job[LinkPatientArgs]) error {
+	// Errors name no patient: River logs them.
+	ids, err := w.Store.patientIdentifiers(ctx, job.Args.Patient)
+	var rej *Rejection
+	var se *ServerError
+	switch {
+	case errors.As(err, &rej), errors.As(err, &se) && (se.Status == 404 || se.Status == 410):
+		return river.JobCancel(errors.New("the EHR has no such Patient"))
+	case errors.As(err, &se) && se.Status != 0:
+		return fmt.Errorf("reading the Patient: the EHR answered %d", se.Status)
+	case err != nil:
+		return errors.New("reading the Patient from the EHR failed")
+	}
+	return pg.InTx(ctx, w.Store.db, func(tx pgx.Tx) error {
+		_, err := patient.Link(ctx, tx, audit.System, job.Args.Patient, ids, patient.FromEHR)
+		return err
+	})
 }

@@ -299,7 +299,11 @@ func (s *Store) applyEncounter(ctx context.Context, r *resolver, raw json.RawMes
 		threadID := src.threadID
 		switch {
 		case starting:
-			if threadID, _, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: ref}); err != nil {
+			var opened bool
+			if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: ref}); err != nil {
+				return err
+			}
+			if err := s.patientNamed(ctx, tx, patient, e.Subject.Identifier, opened); err != nil {
 				return err
 			}
 			added, removed, err := s.syncSource(ctx, tx, threadID, ref, members)
@@ -377,7 +381,11 @@ func (s *Store) applyCareTeam(ctx context.Context, r *resolver, raw json.RawMess
 				}
 			}
 			if threadID == uuid.Nil {
-				if threadID, _, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
+				var opened bool
+				if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
+					return err
+				}
+				if err := s.patientNamed(ctx, tx, patient, c.Subject.Identifier, opened); err != nil {
 					return err
 				}
 			}

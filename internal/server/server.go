@@ -190,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
 		river.AddWorker(workers, &fhir.TickWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.DigestWorker{Store: s.FHIR})
+		river.AddWorker(workers, &fhir.LinkPatientWorker{Store: s.FHIR})
 		s.Pages.PageSettled = s.FHIR.PageSettled
 	}
 	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
