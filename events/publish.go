@@ -63,10 +63,17 @@ SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e`
 // REPEATABLE READ or SERIALIZABLE, a concurrent publisher to the same user
 // makes the later one fail with a serialization error, to be retried like
 // any other.
+//
+// Under a context from Defer, the event is checked now and queued; it is
+// written by the Deferred's Flush.
 func Publish(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, typ string, data any) error {
 	ids, b, err := prepare(userIDs, typ, data)
 	if err != nil || len(ids) == 0 {
 		return err
+	}
+	if d := deferredFrom(ctx); d != nil {
+		d.add(ids, typ, b)
+		return nil
 	}
 	tag, err := q.Exec(ctx, publishSQL, ids, typ, json.RawMessage(b))
 	if err != nil {
@@ -87,7 +94,29 @@ type Publication struct {
 // publishes two or more). Their recipients' counters are locked in that
 // order, so publications that share recipients must be ordered the same way
 // everywhere; list the one with the most recipients first.
+//
+// Under a context from Defer, the events are checked now and queued; they
+// are written by the Deferred's Flush.
 func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
+	if d := deferredFrom(ctx); d != nil {
+		type checked struct {
+			ids  []uuid.UUID
+			typ  string
+			data []byte
+		}
+		var cs []checked
+		for _, p := range ps {
+			ids, b, err := prepare(p.UserIDs, p.Type, p.Data)
+			if err != nil {
+				return err
+			}
+			cs = append(cs, checked{ids, p.Type, b})
+		}
+		for _, c := range cs {
+			d.add(c.ids, c.typ, c.data)
+		}
+		return nil
+	}
 	var batch pgx.Batch
 	type queued struct {
 		typ string

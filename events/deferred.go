@@ -1,0 +1,98 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// Deferred holds the events of a transaction that makes many unrelated
+// changes (a batch of EHR notifications, each opening a thread): instead of
+// one publication per change, each locking its recipients' counters as it
+// goes, the events are written together by Flush just before commit.
+//
+// Why: a recipient's counter row stays locked from the first publication to
+// that recipient until the transaction ends. Publishing as the changes are
+// made locks counters in the order of the changes, which differs between
+// two concurrent batches, so they can deadlock (PostgreSQL breaks that only
+// after deadlock_timeout, a second). Flush locks each recipient once, in the
+// same sorted order as Publish, whatever the number of events.
+type Deferred struct {
+	users []uuid.UUID
+	types []string
+	data  []json.RawMessage
+}
+
+type deferredKey struct{}
+
+// Defer returns a context under which Publish and PublishAll queue their
+// events in the returned Deferred instead of writing them. The caller must
+// Flush it in the same transaction before committing: an unflushed event is
+// never written.
+func Defer(ctx context.Context) (context.Context, *Deferred) {
+	d := &Deferred{}
+	return context.WithValue(ctx, deferredKey{}, d), d
+}
+
+func deferredFrom(ctx context.Context) *Deferred {
+	d, _ := ctx.Value(deferredKey{}).(*Deferred)
+	return d
+}
+
+// add queues an event checked by prepare (ids sorted, without repeats).
+func (d *Deferred) add(ids []uuid.UUID, typ string, data []byte) {
+	for _, id := range ids {
+		d.users = append(d.users, id)
+		d.types = append(d.types, typ)
+		d.data = append(d.data, data)
+	}
+}
+
+// Len is how many events (one per recipient) are queued.
+func (d *Deferred) Len() int { return len(d.users) }
+
+// Truncate drops the events queued after the first n, for a change rolled
+// back to a savepoint: what it announced did not happen.
+func (d *Deferred) Truncate(n int) {
+	d.users, d.types, d.data = d.users[:n], d.types[:n], d.data[:n]
+}
+
+// flushSQL is publishSQL for many events: each recipient's counter is bumped
+// once by its number of events, recipients in sorted order (uuid order is
+// byte order in PostgreSQL as in prepare), and each recipient's events take
+// consecutive numbers in the order they were queued.
+const flushSQL = `WITH ev AS (
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS e (user_id, type, data, ord)
+), per AS (
+	SELECT user_id, count(*) AS n FROM ev GROUP BY user_id
+), c AS (
+	INSERT INTO user_event_counters AS c (user_id, seq)
+	SELECT user_id, n FROM per ORDER BY user_id
+	ON CONFLICT (user_id) DO UPDATE SET seq = c.seq + excluded.seq
+	RETURNING c.user_id, c.seq
+), e AS (
+	INSERT INTO user_events (user_id, seq, type, data)
+	SELECT ev.user_id, c.seq - per.n + row_number() OVER (PARTITION BY ev.user_id ORDER BY ev.ord), ev.type, ev.data
+	FROM ev JOIN per USING (user_id) JOIN c USING (user_id)
+	RETURNING user_id, seq
+)
+SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e`
+
+// Flush writes every queued event in one statement and empties d.
+func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
+	n := len(d.users)
+	if n == 0 {
+		return nil
+	}
+	users, types, data := d.users, d.types, d.data
+	d.users, d.types, d.data = nil, nil, nil
+	tag, err := q.Exec(ctx, flushSQL, users, types, data)
+	if err != nil {
+		return fmt.Errorf("publish %d deferred events: %w", n, err)
+	}
+	return checkWritten("deferred events", tag.RowsAffected(), n)
+}
