@@ -114,7 +114,7 @@ func (e *env) threadOf(patient, encounterRef string) (uuid.UUID, bool, []uuid.UU
 
 // eventually polls cond for up to 60 s (generous: the machine is shared;
 // a passing run takes well under a second per wait).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

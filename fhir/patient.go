@@ -68,7 +68,7 @@ func (LinkPatientArgs) Kind() string { return "fhir.link_patient" }
 // InsertOpts: the fhir queue, at most one per patient an hour (a patient's
 // MRN rarely changes; each launch reads it again anyway).
 func (LinkPatientArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: worker.QueueFHIR, MaxAttempts: 10,
+	return river.InsertOpts{Queue: worker.QueueEHR, MaxAttempts: 10,
 		UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Hour}}
 }
 

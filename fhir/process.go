@@ -17,18 +17,19 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/callroom/callroom/inbox"
-	"github.com/callroom/callroom/internal/pg"
 )
 
 // ProcessWorker runs ProcessArgs jobs: it applies what a notification says
-// to patient threads. Re-running it is harmless: every step converges to the
-// resource's state, and a resource older than the one applied is skipped.
+// to patient threads, together with other notifications of its subscription
+// that are waiting (see BatchSize). Re-running it is harmless: every step
+// converges to the resource's state, and a resource older than the one
+// applied is skipped.
 type ProcessWorker struct {
 	river.WorkerDefaults[ProcessArgs]
 	Store *Store
 }
 
-// Timeout bounds one notification's processing (EHR reads included).
+// Timeout bounds one batch's processing (EHR reads included).
 func (w *ProcessWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return 2 * time.Minute }
 
 // Work processes the notification.
@@ -36,125 +37,14 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	return w.Store.process(ctx, job.Args.NotificationID)
 }
 
-type storedNotification struct {
-	Subscription string     `db:"subscription"`
-	Flavor       Flavor     `db:"flavor"`
-	Body         []byte     `db:"body"`
-	EventNumber  *int64     `db:"event_number"`
-	Deleted      bool       `db:"deleted"`
-	ProcessedAt  *time.Time `db:"processed_at"`
-}
-
 // syncSlack is how far back a search for changes reaches before the last
 // read, for clocks that disagree and writes that commit late.
 const syncSlack = 5 * time.Second
 
-func (s *Store) process(ctx context.Context, id uuid.UUID) error {
-	rows, _ := s.db.Query(ctx, `SELECT subscription, flavor, body, event_number, deleted, processed_at FROM fhir_notifications WHERE id = $1`, id)
-	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[storedNotification])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return river.JobCancel(fmt.Errorf("fhir notification %s is gone", id))
-	}
-	if err != nil {
-		return err
-	}
-	if n.ProcessedAt != nil {
-		return nil
-	}
-	finish := func(outcome string, state func(tx pgx.Tx) error) error {
-		return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-			if state != nil {
-				if err := state(tx); err != nil {
-					return err
-				}
-			}
-			if len(outcome) > 500 {
-				outcome = outcome[:500]
-			}
-			_, err := tx.Exec(ctx, `UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, id, outcome)
-			return err
-		})
-	}
-	sub, ok := s.cfg.subscription(n.Subscription)
-	if !ok {
-		return finish("subscription no longer configured: ignored", nil)
-	}
-	var body []byte
-	if n.Body != nil {
-		if body, err = s.sealer.Open(ctx, n.Body, notificationAAD(id)); err != nil {
-			return err
-		}
-	}
-	started := s.now()
-	var resources []json.RawMessage
-	var notes []string
-	var state func(tx pgx.Tx) error
-	switch n.Flavor {
-	case RestHookPayload, Medplum:
-		resources = []json.RawMessage{body}
-	case RestHookEmpty, Poll:
-		if resources, err = s.changedSince(ctx, sub); err != nil {
-			return err
-		}
-		notes = append(notes, fmt.Sprintf("searched changes: %d", len(resources)))
-		state = s.readUpTo(sub, started)
-	case Backport:
-		var gap bool
-		resources, gap, err = s.backportResources(ctx, sub, body)
-		if err != nil {
-			return err
-		}
-		if gap {
-			changed, err := s.changedSince(ctx, sub)
-			if err != nil {
-				return err
-			}
-			resources = append(resources, changed...)
-			notes = append(notes, fmt.Sprintf("gap in event numbers: re-read %d", len(changed)))
-			s.log.Warn("fhir subscription missed events; re-read changes", "subscription", sub.Name)
-		}
-		last := int64(0)
-		if n.EventNumber != nil {
-			last = *n.EventNumber
-		}
-		readUpTo := s.readUpTo(sub, started)
-		state = func(tx pgx.Tx) error {
-			if gap {
-				if err := readUpTo(tx); err != nil {
-					return err
-				}
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO fhir_subscription_state (subscription, last_event_number) VALUES ($1, $2)
-				ON CONFLICT (subscription) DO UPDATE SET last_event_number = greatest(fhir_subscription_state.last_event_number, $2), updated_at = now()`,
-				sub.Name, last)
-			return err
-		}
-	}
-	r := s.newResolver()
-	for _, raw := range resources {
-		apply := s.apply
-		if n.Deleted {
-			apply = s.applyDeleted
-		}
-		note, err := apply(ctx, r, raw)
-		var rej *Rejection
-		if errors.As(err, &rej) {
-			// A resource callroom cannot use is noted, not retried forever.
-			notes = append(notes, "skipped: "+rej.Diagnostics)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		notes = append(notes, note)
-	}
-	return finish(strings.Join(notes, "; "), state)
-}
-
 // readUpTo records that changes up to t were read.
-func (s *Store) readUpTo(sub Subscription, t time.Time) func(tx pgx.Tx) error {
-	return func(tx pgx.Tx) error {
-		_, err := tx.Exec(context.Background(), `INSERT INTO fhir_subscription_state (subscription, last_read_at) VALUES ($1, $2)
+func (s *Store) readUpTo(sub Subscription, t time.Time) func(ctx context.Context, tx pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO fhir_subscription_state (subscription, last_read_at) VALUES ($1, $2)
 			ON CONFLICT (subscription) DO UPDATE SET last_read_at = greatest(fhir_subscription_state.last_read_at, $2), updated_at = now()`,
 			sub.Name, t)
 		return err
@@ -182,9 +72,9 @@ func (s *Store) changedSince(ctx context.Context, sub Subscription) ([]json.RawM
 }
 
 // backportResources returns the resources a Backport notification is about
-// (read from the EHR for id-only content) and whether event numbers jumped
-// past the last one seen.
-func (s *Store) backportResources(ctx context.Context, sub Subscription, body []byte) ([]json.RawMessage, bool, error) {
+// (read from the EHR for id-only content) and whether its event numbers
+// jump past last, the highest seen before it.
+func (s *Store) backportResources(ctx context.Context, body []byte, last int64) ([]json.RawMessage, bool, error) {
 	b, err := decodeBundle(body, models.BundleTypeHistory)
 	if err != nil {
 		return nil, false, err
@@ -193,18 +83,7 @@ func (s *Store) backportResources(ctx context.Context, sub Subscription, body []
 	if err != nil {
 		return nil, false, err
 	}
-	var last int64
-	err = s.db.QueryRow(ctx, `SELECT last_event_number FROM fhir_subscription_state WHERE subscription = $1`, sub.Name).Scan(&last)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, err
-	}
-	gap := false
-	if len(st.EventNumbers) > 0 && last > 0 && slices.Min(st.EventNumbers) > last+1 {
-		gap = true
-	}
-	if len(st.EventNumbers) > 0 && last == 0 && slices.Min(st.EventNumbers) > 1 {
-		gap = true
-	}
+	gap := len(st.EventNumbers) > 0 && slices.Min(st.EventNumbers) > last+1
 	var out []json.RawMessage
 	for _, e := range b.Entry[1:] {
 		if len(e.Resource) > 0 {
@@ -244,20 +123,24 @@ func literalRef(u string) string {
 	return m[1]
 }
 
-// apply acts on one resource and says what it did (no PHI: references and
-// counts only).
-func (s *Store) apply(ctx context.Context, r *resolver, raw json.RawMessage) (string, error) {
+// prepareResource decodes one resource and resolves the people it names
+// (which may read the EHR), returning what it changes; deleted says the EHR
+// deleted it.
+func (s *Store) prepareResource(ctx context.Context, r *resolver, raw json.RawMessage, deleted bool) (change, error) {
 	typ, err := resourceTypeOf(raw)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	if deleted {
+		return s.deletedChange(typ, raw), nil
 	}
 	switch typ {
 	case "Encounter":
-		return s.applyEncounter(ctx, r, raw)
+		return s.encounterChange(ctx, r, raw)
 	case "CareTeam":
-		return s.applyCareTeam(ctx, r, raw)
+		return s.careTeamChange(ctx, r, raw)
 	}
-	return "", reject(422, "not-supported", "callroom does not act on %s resources", typ)
+	return nil, reject(422, "not-supported", "callroom does not act on %s resources", typ)
 }
 
 var patientRef = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
@@ -265,14 +148,14 @@ var patientRef = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
 // Encounter classes that mean an emergency visit (v3 ActCode).
 var emergencyClasses = []string{"EMER"}
 
-func (s *Store) applyEncounter(ctx context.Context, r *resolver, raw json.RawMessage) (string, error) {
+func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, error) {
 	e, status, err := decodeEncounter(raw)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ref := "Encounter/" + *e.Id
 	if e.Subject == nil || !patientRef.MatchString(literalRef(str(e.Subject.Reference))) {
-		return "", reject(422, "required", "%s has no Patient subject", ref)
+		return nil, reject(422, "required", "%s has no Patient subject", ref)
 	}
 	patient := literalRef(*e.Subject.Reference)
 	starting := status == "in-progress" || (status == "arrived" && slices.Contains(emergencyClasses, str(e.Class.Code)))
@@ -286,62 +169,59 @@ func (s *Store) applyEncounter(ctx context.Context, r *resolver, raw json.RawMes
 			}
 		}
 		if members, err = r.users(ctx, refs); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	note := ""
-	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) (note string, err error) {
 		src, err := lockSource(ctx, tx, ref, lastUpdatedOf(e.Meta))
 		if err != nil || src.stale {
-			note = ref + ": older than applied, skipped"
-			return err
+			return ref + ": older than applied, skipped", err
 		}
 		threadID := src.threadID
 		switch {
 		case starting:
 			var opened bool
 			if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: ref}); err != nil {
-				return err
+				return "", err
 			}
 			if err := s.patientNamed(ctx, tx, patient, e.Subject.Identifier, opened); err != nil {
-				return err
+				return "", err
 			}
 			added, removed, err := s.syncSource(ctx, tx, threadID, ref, members)
 			if err != nil {
-				return err
+				return "", err
 			}
 			note = fmt.Sprintf("%s %s: thread open, +%d -%d members", ref, status, added, removed)
 		case ending && threadID != uuid.Nil:
 			archived, err := s.inbox.ArchiveThread(ctx, tx, threadID)
 			if err != nil {
-				return err
+				return "", err
 			}
 			if archived {
 				// The conversation goes into the patient's record.
 				if err := s.queueWriteBack(ctx, tx, "thread", threadID, "archived"); err != nil {
-					return err
+					return "", err
 				}
 			}
 			note = fmt.Sprintf("%s %s: thread archived", ref, status)
 		default:
 			note = fmt.Sprintf("%s %s: nothing to do", ref, status)
 			if threadID == uuid.Nil {
-				return nil
+				return note, nil
 			}
 		}
-		return saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(e.Meta))
-	})
-	return note, err
+		return note, saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(e.Meta))
+	}, nil
 }
 
-func (s *Store) applyCareTeam(ctx context.Context, r *resolver, raw json.RawMessage) (string, error) {
+func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, error) {
 	c, status, err := decodeCareTeam(raw)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ref := "CareTeam/" + *c.Id
 	if c.Subject == nil || !patientRef.MatchString(literalRef(str(c.Subject.Reference))) {
-		return "", reject(422, "required", "%s has no Patient subject", ref)
+		return nil, reject(422, "required", "%s has no Patient subject", ref)
 	}
 	patient := literalRef(*c.Subject.Reference)
 	encounter := ""
@@ -359,45 +239,41 @@ func (s *Store) applyCareTeam(ctx context.Context, r *resolver, raw json.RawMess
 			}
 		}
 		if members, err = r.users(ctx, refs); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	note := ""
-	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) (string, error) {
 		src, err := lockSource(ctx, tx, ref, lastUpdatedOf(c.Meta))
 		if err != nil || src.stale {
-			note = ref + ": older than applied, skipped"
-			return err
+			return ref + ": older than applied, skipped", err
 		}
 		threadID := src.threadID
 		if threadID == uuid.Nil {
 			if !active {
-				note = ref + " " + status + ": nothing to do"
-				return nil
+				return ref + " " + status + ": nothing to do", nil
 			}
 			if encounter == "" {
 				if threadID, err = inbox.LatestPatientThread(ctx, tx, patient); err != nil {
-					return err
+					return "", err
 				}
 			}
 			if threadID == uuid.Nil {
 				var opened bool
 				if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
-					return err
+					return "", err
 				}
 				if err := s.patientNamed(ctx, tx, patient, c.Subject.Identifier, opened); err != nil {
-					return err
+					return "", err
 				}
 			}
 		}
 		added, removed, err := s.syncSource(ctx, tx, threadID, ref, members)
 		if err != nil {
-			return err
+			return "", err
 		}
-		note = fmt.Sprintf("%s %s: +%d -%d members", ref, status, added, removed)
-		return saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(c.Meta))
-	})
-	return note, err
+		note := fmt.Sprintf("%s %s: +%d -%d members", ref, status, added, removed)
+		return note, saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(c.Meta))
+	}, nil
 }
 
 type source struct {
@@ -479,44 +355,40 @@ func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, r
 	return len(added), len(removed), err
 }
 
-// applyDeleted acts on a resource the EHR deleted: an Encounter's thread is
-// archived (and written back), a CareTeam keeps nobody in its thread.
-func (s *Store) applyDeleted(ctx context.Context, _ *resolver, raw json.RawMessage) (string, error) {
-	typ, err := resourceTypeOf(raw)
-	if err != nil {
-		return "", err
-	}
+// deletedChange is what a resource the EHR deleted changes: an Encounter's
+// thread is archived (and written back), a CareTeam keeps nobody in its
+// thread.
+func (s *Store) deletedChange(typ string, raw json.RawMessage) change {
 	var probe struct {
 		ID string `json:"id"`
 	}
 	json.Unmarshal(raw, &probe) //nolint:errcheck // resourceTypeOf checked it is an object
 	ref := typ + "/" + probe.ID
-	note := ref + " deleted: nothing to do"
-	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) (string, error) {
+		note := ref + " deleted: nothing to do"
 		src, err := lockSource(ctx, tx, ref, time.Time{})
 		if err != nil || src.threadID == uuid.Nil {
-			return err
+			return note, err
 		}
 		switch typ {
 		case "Encounter":
 			archived, err := s.inbox.ArchiveThread(ctx, tx, src.threadID)
 			if err != nil {
-				return err
+				return "", err
 			}
 			if archived {
 				if err := s.queueWriteBack(ctx, tx, "thread", src.threadID, "archived"); err != nil {
-					return err
+					return "", err
 				}
 			}
 			note = ref + " deleted: thread archived"
 		case "CareTeam":
 			_, removed, err := s.syncSource(ctx, tx, src.threadID, ref, nil)
 			if err != nil {
-				return err
+				return "", err
 			}
 			note = fmt.Sprintf("%s deleted: -%d members", ref, removed)
 		}
-		return saveSource(ctx, tx, ref, src.threadID, "deleted", time.Time{})
-	})
-	return note, err
+		return note, saveSource(ctx, tx, ref, src.threadID, "deleted", time.Time{})
+	}
 }

@@ -43,9 +43,13 @@ type TickWorker struct {
 
 // Work queues a search of changes for each poll that is due, and for each
 // Backport subscription silent for more than two heartbeats (its events may
-// have been lost with the heartbeats).
+// have been lost with the heartbeats); and a job for notifications left
+// waiting with none (see sweep).
 func (w *TickWorker) Work(ctx context.Context, job *river.Job[TickArgs]) error {
 	s := w.Store
+	if err := s.sweep(ctx); err != nil {
+		return err
+	}
 	for _, sub := range s.cfg.Subscriptions {
 		var due bool
 		switch {

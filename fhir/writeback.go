@@ -36,7 +36,7 @@ func (WriteBackArgs) Kind() string { return "fhir.writeback" }
 // InsertOpts: the fhir queue; many attempts, since an EHR can be down for
 // hours and a summary must still arrive.
 func (WriteBackArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: worker.QueueFHIR, MaxAttempts: 25}
+	return river.InsertOpts{Queue: worker.QueueEHR, MaxAttempts: 25}
 }
 
 // IdentifierSystem is the default system of the identifiers callroom puts

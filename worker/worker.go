@@ -15,12 +15,16 @@ import (
 )
 
 // Queue names. Escalation has its own queue so a burst of notifications or
-// FHIR work never delays an escalation step.
+// FHIR work never delays an escalation step. Notifications from the EHR
+// (QueueFHIR) and calls to the EHR (QueueEHR: reading a patient, writing
+// summaries back) are apart for the same reason: an EHR that is slow or down
+// holds up only the calls made to it, never what it tells callroom.
 const (
 	QueueDefault    = river.QueueDefault
 	QueueEscalation = "escalation"
 	QueueNotify     = "notify"
 	QueueFHIR       = "fhir"
+	QueueEHR        = "ehr"
 )
 
 // Client is the River client callroom uses everywhere.
@@ -73,6 +77,7 @@ func New(cfg Config) (*Client, error) {
 			QueueEscalation: {MaxWorkers: 20, FetchPollInterval: poll, FetchCooldown: 2 * time.Millisecond},
 			QueueNotify:     {MaxWorkers: 30, FetchPollInterval: 100 * time.Millisecond, FetchCooldown: 5 * time.Millisecond},
 			QueueFHIR:       {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
+			QueueEHR:        {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
 			QueueDefault:    {MaxWorkers: 10},
 		}
 	} else {

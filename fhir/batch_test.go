@@ -1,0 +1,249 @@
+package fhir_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/fhir"
+	"github.com/callroom/callroom/worker"
+)
+
+// notify posts a Medplum-style notification of resource (which has an id)
+// to subscription sub and returns the notification's id.
+func (e *env) notify(sub string, resource map[string]any) uuid.UUID {
+	e.t.Helper()
+	body, _ := json.Marshal(resource)
+	req, _ := http.NewRequest("POST", e.in.URL+"/fhir/hooks/"+sub, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("X-Signature", sign(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("notification answered %d", resp.StatusCode)
+	}
+	var id uuid.UUID
+	if err := e.in.DB.Pool.QueryRow(context.Background(), `SELECT id FROM fhir_notifications
+		WHERE subscription = $1 AND resource_id = $2 ORDER BY received_at DESC LIMIT 1`, sub, resource["id"]).Scan(&id); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// failThreadsOf makes the database refuse to open a thread for patient (a
+// fault in the database, as a bug or a broken constraint would be) until
+// the returned function is called.
+func (e *env) failThreadsOf(patient string) (remove func()) {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.in.DB.Pool.Exec(ctx, `CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.patient_ref = '`+patient+`' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER test_fault BEFORE INSERT ON threads FOR EACH ROW EXECUTE FUNCTION test_fault()`); err != nil {
+		e.t.Fatal(err)
+	}
+	return func() {
+		if _, err := e.in.DB.Pool.Exec(ctx, `DROP TRIGGER test_fault ON threads`); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// pauseProcessing stops the fhir queue, so that notifications wait. The
+// queue exists once River's producer for it has started.
+func (e *env) pauseProcessing() {
+	e.t.Helper()
+	var err error
+	eventually(e.t, "the fhir queue paused", func() bool {
+		err = e.in.Server.River.QueuePause(context.Background(), worker.QueueFHIR, nil)
+		return err == nil
+	})
+}
+
+// A burst of notifications is applied in a few transactions, not one each;
+// a notification whose changes fail (here a fault injected in the database)
+// leaves the rest of its batch applied, and is applied by its own job's
+// retry once the fault is gone. The physician on every team gets every
+// event, numbered without gaps.
+func TestBurstIsProcessedInBatches(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	doc, pr := e.clinician("Dr Burst", "physician", true)
+	ctx := context.Background()
+	db := e.in.DB.Pool
+	removeFault := e.failThreadsOf("Patient/poison")
+	e.pauseProcessing()
+	const n = 40
+	var poison uuid.UUID
+	for i := range n {
+		pat := fmt.Sprintf("Patient/burst-%d", i)
+		if i == n/2 {
+			pat = "Patient/poison"
+		}
+		enc := encounter(pat, "in-progress", "IMP", pr)
+		enc["id"] = fmt.Sprintf("burst-%d", i)
+		id := e.notify("enc", enc)
+		if i == n/2 {
+			poison = id
+		}
+	}
+	if err := e.in.Server.River.QueueResume(ctx, worker.QueueFHIR, nil); err != nil {
+		t.Fatal(err)
+	}
+	var processed, transactions int
+	eventually(t, "every notification but the poisoned one processed", func() bool {
+		db.QueryRow(ctx, `SELECT count(*), count(DISTINCT processed_at) FROM fhir_notifications WHERE processed_at IS NOT NULL`).Scan(&processed, &transactions) //nolint:errcheck
+		return processed == n-1
+	})
+	// processed_at is now() of the transaction that processed it.
+	if transactions > n/2 {
+		t.Errorf("%d notifications were processed in %d transactions: not batched", processed, transactions)
+	}
+	var threads int
+	db.QueryRow(ctx, `SELECT count(*) FROM threads t JOIN thread_members m ON m.thread_id = t.id AND m.user_id = $1 AND m.left_at IS NULL
+		WHERE t.patient_ref LIKE 'Patient/burst-%'`, doc.User.ID).Scan(&threads) //nolint:errcheck
+	if threads != n-1 {
+		t.Errorf("Dr Burst is in %d of the %d patient threads", threads, n-1)
+	}
+	var events, maxSeq int64
+	db.QueryRow(ctx, `SELECT count(*), max(seq) FROM user_events WHERE user_id = $1`, doc.User.ID).Scan(&events, &maxSeq) //nolint:errcheck
+	if events < n-1 || events != maxSeq {
+		t.Errorf("Dr Burst's stream has %d events up to seq %d: want at least %d, numbered without gaps", events, maxSeq, n-1)
+	}
+
+	removeFault()
+	eventually(t, "the poisoned notification processed by its retry", func() bool {
+		var done bool
+		db.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM fhir_notifications WHERE id = $1`, poison).Scan(&done) //nolint:errcheck
+		return done
+	})
+	if id, _, members := e.threadOf("Patient/poison", "Encounter/burst-20"); id == uuid.Nil || !sameMembers(members, doc.User.ID) {
+		t.Errorf("the poisoned patient's thread: %s with %v", id, members)
+	}
+}
+
+// A job whose notification another job has claimed leaves it to that job,
+// which answers for it: the job is done at once and applies nothing. Once
+// the claim has lapsed (that job died) with the notification still waiting,
+// a job claims and applies it; once it is processed, a job applies nothing.
+func TestNotificationClaimedByAnotherJob(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	_, pr := e.clinician("Dr Held", "physician", true)
+	ctx := context.Background()
+	db := e.in.DB.Pool
+	e.pauseProcessing()
+	for _, name := range []string{"held", "lapsed"} {
+		enc := encounter("Patient/"+name, "in-progress", "IMP", pr)
+		enc["id"] = name
+		id := e.notify("enc", enc)
+		if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = now() + interval '1 minute' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if thread, _, _ := e.threadOf("Patient/"+name, "Encounter/"+name); thread != uuid.Nil {
+			t.Fatalf("%s: applied by a job whose notification another job claimed", name)
+		}
+		if name == "held" {
+			// The other job processes it: a later job finds it done.
+			if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET processed_at = now(), outcome = 'by the other job' WHERE id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// The other job died: its claim lapses.
+			if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = now() - interval '1 second' WHERE id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var outcome string
+		if err := db.QueryRow(ctx, `SELECT outcome FROM fhir_notifications WHERE id = $1 AND processed_at IS NOT NULL`, id).Scan(&outcome); err != nil {
+			t.Fatalf("%s: not processed: %v", name, err)
+		}
+		thread, _, _ := e.threadOf("Patient/"+name, "Encounter/"+name)
+		switch {
+		case name == "held" && (outcome != "by the other job" || thread != uuid.Nil):
+			t.Errorf("held: applied again: outcome %q, thread %s", outcome, thread)
+		case name == "lapsed" && thread == uuid.Nil:
+			t.Errorf("lapsed: not applied: outcome %q", outcome)
+		}
+	}
+}
+
+// A notification that keeps failing is given up after MaxFailures, visibly:
+// processed, its outcome saying so with the error; not retried forever.
+func TestNotificationGivenUpAfterRepeatedFailures(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	_, pr := e.clinician("Dr Fail", "physician", true)
+	ctx := context.Background()
+	db := e.in.DB.Pool
+	e.failThreadsOf("Patient/failing")
+	e.pauseProcessing()
+	enc := encounter("Patient/failing", "in-progress", "IMP", pr)
+	enc["id"] = "failing"
+	id := e.notify("enc", enc)
+	// One failure short of the limit.
+	if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET failures = $2 - 2 WHERE id = $1`, id, fhir.MaxFailures); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var outcome string
+	var failures int
+	var claimedFuture, retryQueued bool
+	if err := db.QueryRow(ctx, `SELECT outcome, failures, claimed_until > now(),
+			EXISTS (SELECT 1 FROM river_job WHERE kind = 'fhir.process' AND args->>'notification_id' = $1::uuid::text AND scheduled_at > now())
+		FROM fhir_notifications WHERE id = $1 AND processed_at IS NULL`, id).Scan(&outcome, &failures, &claimedFuture, &retryQueued); err != nil {
+		t.Fatalf("after failure %d of %d: %v", fhir.MaxFailures-1, fhir.MaxFailures, err)
+	}
+	if failures != fhir.MaxFailures-1 || !claimedFuture || !retryQueued || !strings.Contains(outcome, "injected fault") {
+		t.Fatalf("after a failure: failures %d, held back %v, retry queued %v, outcome %q", failures, claimedFuture, retryQueued, outcome)
+	}
+	if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = NULL WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(ctx, `SELECT outcome FROM fhir_notifications WHERE id = $1 AND processed_at IS NOT NULL`, id).Scan(&outcome); err != nil {
+		t.Fatalf("not given up: %v", err)
+	}
+	if !strings.HasPrefix(outcome, fmt.Sprintf("gave up after %d failures: ", fhir.MaxFailures)) {
+		t.Errorf("outcome %q", outcome)
+	}
+	if !strings.Contains(e.in.LogText(), "given up") {
+		t.Error("giving up was not logged")
+	}
+}
+
+// A notification left waiting with no job (its batch's transaction failed
+// after its own job had finished) is picked up by the periodic sweep.
+func TestSweepQueuesForgottenNotifications(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "teams", Flavor: fhir.RestHookEmpty, Criteria: "CareTeam", Secret: secret})
+	ctx := context.Background()
+	var id uuid.UUID
+	if err := e.in.DB.Pool.QueryRow(ctx, `INSERT INTO fhir_notifications (id, subscription, flavor, digest, received_at)
+		VALUES (gen_random_uuid(), 'teams', 'rest-hook-empty', sha256(gen_random_uuid()::text::bytea), now() - interval '1 minute') RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the forgotten notification processed", func() bool {
+		var done bool
+		e.in.DB.Pool.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM fhir_notifications WHERE id = $1`, id).Scan(&done) //nolint:errcheck
+		return done
+	})
+}
