@@ -85,9 +85,12 @@ type claimed struct {
 }
 
 // claimSQL is claim's statement. The candidates are gathered first (own,
-// then the oldest others, only when own is claimable: most jobs find theirs
-// taken by a batch and must not scan the backlog for nothing), then locked
-// by primary key.
+// then the oldest others of its subscription), then locked by primary key;
+// an OR of the two in the locking query cannot use an index and scanned the
+// whole table (75 ms a claim at 2,000 notifications). Every job claims
+// others, also one whose own notification is taken: River runs jobs oldest
+// first, and those mostly find theirs in a batch already, so claiming only
+// with its own left a backlog to River's rate of jobs.
 const claimSQL = `WITH own AS (
 		SELECT id, subscription, processed_at IS NOT NULL AS processed,
 			processed_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) AS claimable,
@@ -99,8 +102,7 @@ const claimSQL = `WITH own AS (
 		(SELECT w.id FROM fhir_notifications w
 		 WHERE w.subscription = (SELECT subscription FROM own) AND w.processed_at IS NULL
 		   AND (w.claimed_until IS NULL OR w.claimed_until < now()) AND w.id <> $1
-		 ORDER BY w.received_at
-		 LIMIT CASE WHEN (SELECT claimable FROM own) THEN $2::int ELSE 0 END)
+		 ORDER BY w.received_at LIMIT $2)
 	), locked AS (
 		SELECT n.id FROM fhir_notifications n
 		WHERE n.id = ANY (ARRAY(SELECT id FROM candidates))
