@@ -245,16 +245,47 @@ func markDelivered(ctx context.Context, tx pgx.Tx, user uuid.UUID, rows []messag
 	return err
 }
 
-// Delivered records that a message reached one of the user's devices, e.g.
-// when a live event stream wrote its message.created event. It does nothing
-// unless the user is a current member who can see the message, and reads
-// no content, so it is not audited.
-func (s *Store) Delivered(ctx context.Context, userID, messageID uuid.UUID) error {
+// Delivery is one message reaching one of a user's devices, e.g. a live
+// event stream writing its message.created event, at At.
+type Delivery struct {
+	UserID    uuid.UUID
+	MessageID uuid.UUID
+	At        time.Time
+}
+
+// Delivered records deliveries, all in one statement (the server collects a
+// few milliseconds' worth from every stream: a message to 50 members is one
+// commit, not 50). Each is recorded only for a current member who can see
+// the message and is not its author, and only if that member had no
+// delivery of it yet; the rest are ignored, so recording twice is harmless.
+// It reads no content, so it is not audited.
+func (s *Store) Delivered(ctx context.Context, ds ...Delivery) error {
+	// One row per (message, user), its first delivery: ON CONFLICT DO UPDATE
+	// cannot touch a row twice in one statement. Rows go in in key order, so
+	// two instances' batches lock them in the same order.
+	first := make(map[[2]uuid.UUID]time.Time, len(ds))
+	for _, d := range ds {
+		k := [2]uuid.UUID{d.MessageID, d.UserID}
+		if at, ok := first[k]; !ok || d.At.Before(at) {
+			first[k] = d.At
+		}
+	}
+	if len(first) == 0 {
+		return nil
+	}
+	messages, users, ats := make([]uuid.UUID, 0, len(first)), make([]uuid.UUID, 0, len(first)), make([]time.Time, 0, len(first))
+	for k, at := range first {
+		messages, users, ats = append(messages, k[0]), append(users, k[1]), append(ats, at)
+	}
 	_, err := s.db.Exec(ctx, `INSERT INTO message_receipts AS r (message_id, user_id, delivered_at)
-		SELECT m.id, $2, now() FROM messages m JOIN threads t ON t.id = m.thread_id
-		WHERE m.id = $1 AND m.author_id IS DISTINCT FROM $2
-		  AND EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = m.thread_id AND me.user_id = $2 AND me.left_at IS NULL)
-		  AND `+visibleSQL("$2")+`
-		ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = now() WHERE r.delivered_at IS NULL`, messageID, userID)
+		SELECT m.id, d.user_id, d.at
+		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d (message_id, user_id, at)
+		JOIN messages m ON m.id = d.message_id JOIN threads t ON t.id = m.thread_id
+		WHERE m.author_id IS DISTINCT FROM d.user_id
+		  AND EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = m.thread_id AND me.user_id = d.user_id AND me.left_at IS NULL)
+		  AND `+visibleSQL("d.user_id")+`
+		ORDER BY m.id, d.user_id
+		ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = excluded.delivered_at WHERE r.delivered_at IS NULL`,
+		messages, users, ats)
 	return err
 }
