@@ -244,3 +244,32 @@ func TestDeliveryReceipts(t *testing.T) {
 		t.Errorf("after the author's own delivery: %+v %v", got.DeliveredTo, err)
 	}
 }
+
+// TestListingDelivers: a page of messages counts as delivered to whoever
+// lists it, but their own; listing again keeps the first delivery's time.
+func TestListingDelivers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana, ben := e.user("Dr Ana", "physician"), e.user("Ben RN", "nurse")
+	th := e.group(ana, true, ben)
+	m1, m2 := e.post(ana, th, "one"), e.post(ana, th, "two")
+	mine := e.post(ben, th, "mine")
+	for range 2 {
+		for _, who := range []auth.Principal{ben, ana} {
+			if _, err := e.store.Messages(e.ctx, who, th.ID, inbox.MessageQuery{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		m    inbox.Message
+		want []uuid.UUID
+	}{{m1, ids(ben)}, {m2, ids(ben)}, {mine, ids(ana)}} {
+		if got := e.delivered(c.m.ID); !sameIDs(got, c.want) {
+			t.Errorf("%q delivered to %v, want %v", c.m.Text, got, c.want)
+		}
+	}
+	if n := e.count(`SELECT count(DISTINCT delivered_at) FROM message_receipts WHERE user_id = $1`, ben.User.ID); n != 1 {
+		t.Errorf("ben's receipts have %d delivery times, want the one of his first listing", n)
+	}
+}
