@@ -229,22 +229,15 @@ func readThread(ctx context.Context, tx pgx.Tx, id uuid.UUID, who auth.Principal
 	var b pgx.Batch
 	var ts []Thread
 	member := false
-	b.Queue(`SELECT `+threadColumns+` FROM threads t WHERE t.id = $1`, id).Query(func(rows pgx.Rows) error {
-		var err error
-		ts, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread])
-		return err
-	})
+	queueThread(&b, id, "", &ts)
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM thread_members WHERE thread_id = $1 AND user_id = $2 AND left_at IS NULL)`, id, who.User.ID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&member) })
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return Thread{}, false, err
 	}
-	if len(ts) == 0 {
-		return Thread{}, false, fmt.Errorf("thread: %w", callroom.ErrNotFound)
-	}
-	t := ts[0]
-	if member {
-		return t, false, nil
+	t, err := oneThread(ts)
+	if err != nil || member {
+		return t, false, err
 	}
 	grant, ok, err := activeEmergency(ctx, tx, who.User.ID, t.patientRef())
 	if err != nil {

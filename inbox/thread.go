@@ -208,12 +208,30 @@ const threadColumns = `t.id, t.kind, t.name, t.patient_ref, t.encounter_ref, t.h
 
 // getThread reads a thread's row; lock is "" or a locking clause.
 func getThread(ctx context.Context, q pg.Querier, id uuid.UUID, lock string) (Thread, error) {
-	rows, _ := q.Query(ctx, `SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id)
-	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Thread])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, fmt.Errorf("thread: %w", callroom.ErrNotFound)
+	var b pgx.Batch
+	var ts []Thread
+	queueThread(&b, id, lock, &ts)
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
+		return Thread{}, err
 	}
-	return t, err
+	return oneThread(ts)
+}
+
+// queueThread queues getThread's read into out, for a batch of reads.
+func queueThread(b *pgx.Batch, id uuid.UUID, lock string, out *[]Thread) {
+	b.Queue(`SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id).Query(func(rows pgx.Rows) error {
+		var err error
+		*out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread])
+		return err
+	})
+}
+
+// oneThread is the thread queueThread found, or ErrNotFound.
+func oneThread(ts []Thread) (Thread, error) {
+	if len(ts) == 0 {
+		return Thread{}, fmt.Errorf("thread: %w", callroom.ErrNotFound)
+	}
+	return ts[0], nil
 }
 
 // CreateThread starts a conversation. Asking for a direct thread between two
