@@ -227,17 +227,34 @@ func (s *Store) send(ctx context.Context, d delivery) (notify.Outcome, error) {
 	return fail("unknown channel " + d.Channel)
 }
 
-// Delivered records that an in-app notification was written to one of the
-// user's live event streams. The event hub calls it, once per page.notify
-// written, so it is one statement in its own implicit transaction: the
-// notification becomes delivered and the timeline says so, or, when it was
-// already delivered on another stream or read, nothing happens.
-func (s *Store) Delivered(ctx context.Context, userID, notificationID uuid.UUID) error {
-	// Recorded on the timeline, not announced: see setStatus.
+// InAppDelivery is an in-app notification written to one of its user's
+// live event streams.
+type InAppDelivery struct {
+	UserID         uuid.UUID
+	NotificationID uuid.UUID
+}
+
+// Delivered records in-app deliveries, all in one statement (the server
+// collects a few milliseconds' worth from every stream): each notification
+// still only sent becomes delivered and its page's timeline says so, at the
+// time it is recorded. One already delivered on another stream, or read,
+// or someone else's, is left alone, so recording twice is harmless.
+func (s *Store) Delivered(ctx context.Context, ds ...InAppDelivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ids, users := make([]uuid.UUID, len(ds)), make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		ids[i], users[i] = d.NotificationID, d.UserID
+	}
+	// Recorded on the timeline, not announced: see setStatus. A
+	// notification listed twice (two devices) is updated once.
 	_, err := s.db.Exec(ctx, `WITH d AS (
-			UPDATE notifications SET status = 'delivered', updated_at = now()
-			WHERE id = $1 AND user_id = $2 AND status = 'sent' RETURNING page_id, channel)
+			UPDATE notifications n SET status = 'delivered', updated_at = now()
+			FROM (SELECT DISTINCT id, user_id FROM unnest($1::uuid[], $2::uuid[]) AS x (id, user_id)) x
+			WHERE n.id = x.id AND n.user_id = x.user_id AND n.status = 'sent'
+			RETURNING n.page_id, n.id, n.user_id, n.channel)
 		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel)
-		SELECT page_id, 'delivered', $2, $1, channel FROM d`, notificationID, userID)
+		SELECT page_id, 'delivered', user_id, id, channel FROM d ORDER BY page_id, id`, ids, users)
 	return err
 }

@@ -172,3 +172,32 @@ func TestAcknowledgeWhileDelivering(t *testing.T) {
 	}
 	h.expect(p, sent("Dr A", "in_app", 0, 0), note{"Dr A", "email", 0, 0, "delivered"})
 }
+
+// TestInAppDeliveredByStreams: an in-app notification written to the
+// user's two open event streams (two devices) becomes delivered, recorded
+// once on the page's timeline.
+func TestInAppDeliveredByStreams(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.user("Dr A")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	phone, desk := a.Follow(ctx), a.Follow(ctx)
+	eventually(t, "both streams open", func() (bool, string) {
+		n := h.in.Server.Events.Connections()
+		return n == 2, fmt.Sprintf("%d open", n)
+	})
+	svc := h.service("Cardiology", 0, nil, step{3600, []any{userT(a)}})
+	p := h.page(svc, "urgent", "chest pain Zorblax")
+	for _, s := range []<-chan apitest.Event{phone, desk} {
+		for e := range s {
+			if e.Type == "page.notify" && e.Data["page_id"] == p.String() {
+				break
+			}
+		}
+	}
+	h.expect(p, note{"Dr A", "in_app", 0, 0, "delivered"})
+	if n := ofKind(h.timeline(p), "delivered"); n != 1 {
+		t.Errorf("%d delivered entries on the timeline, want 1", n)
+	}
+}

@@ -44,11 +44,13 @@ const (
 // read, not one per notification.
 type Hub struct {
 	// OnDelivered, when not nil, is called by the stream handler after an
-	// event has been written and flushed to a live client (the paging code
-	// marks in-app notifications "delivered" from it). It runs synchronously
-	// on the stream's goroutine with the request's context, so it delays only
-	// that one stream; keep it to a quick write. Set it before serving. It
-	// is not called for TypeReset events, which deliver nothing.
+	// event has been written and flushed to a live client (in-app page
+	// notifications and messages are marked "delivered" from it). It runs
+	// synchronously on the stream's goroutine with the request's context, so
+	// it delays only that one stream; but one event reaches many streams at
+	// once, so rather than write to the database here, queue the delivery
+	// (Deliveries.Add) and record many in one statement. Set it before
+	// serving. It is not called for TypeReset events, which deliver nothing.
 	OnDelivered func(ctx context.Context, e Event)
 
 	pool *pgxpool.Pool

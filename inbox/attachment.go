@@ -17,7 +17,6 @@ import (
 	"github.com/callroom/callroom"
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
-	"github.com/callroom/callroom/internal/pg"
 )
 
 // MaxAttachmentBytes bounds one attachment: a photographed wound or a
@@ -195,11 +194,7 @@ func readableAttachments(viewer, emergency string) string {
 func (s *Store) Attachments(ctx context.Context, who auth.Principal, threadID uuid.UUID) ([]Attachment, error) {
 	out := []Attachment{}
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
-		t, err := getThread(ctx, tx, threadID, "")
-		if err != nil {
-			return err
-		}
-		emergency, err := requireReader(ctx, tx, t, who, "attachment.list")
+		t, emergency, err := readThread(ctx, tx, threadID, who, "attachment.list")
 		if err != nil {
 			return err
 		}
@@ -228,11 +223,7 @@ func (s *Store) Download(ctx context.Context, who auth.Principal, threadID, id u
 	var out Attachment
 	var content []byte
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
-		t, err := getThread(ctx, tx, threadID, "")
-		if err != nil {
-			return err
-		}
-		emergency, err := requireReader(ctx, tx, t, who, "attachment.download")
+		t, emergency, err := readThread(ctx, tx, threadID, who, "attachment.download")
 		if err != nil {
 			return err
 		}
@@ -261,19 +252,25 @@ func (s *Store) Download(ctx context.Context, who auth.Principal, threadID, id u
 	return out, content, err
 }
 
-// attachmentsOf returns the attachments of messageIDs, for message views.
-func (s *Store) attachmentsOf(ctx context.Context, q pg.Querier, messageIDs []uuid.UUID) (map[uuid.UUID][]AttachmentInfo, error) {
-	out := map[uuid.UUID][]AttachmentInfo{}
+// queueAttachments queues the read of the attachments of messageIDs (for
+// message views) into out.
+func queueAttachments(b *pgx.Batch, messageIDs []uuid.UUID, out *[]attachmentRow) {
 	if len(messageIDs) == 0 {
-		return out, nil
+		return
 	}
-	rows, _ := q.Query(ctx, `SELECT `+attachmentColumns+` FROM attachments a
-		WHERE a.message_id = ANY($1) AND a.purged_at IS NULL ORDER BY a.created_at, a.id`, messageIDs)
-	as, err := pgx.CollectRows(rows, pgx.RowToStructByName[attachmentRow])
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range as {
+	b.Queue(`SELECT `+attachmentColumns+` FROM attachments a
+		WHERE a.message_id = ANY($1) AND a.purged_at IS NULL ORDER BY a.created_at, a.id`, messageIDs).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			*out, err = pgx.CollectRows(rows, pgx.RowToStructByName[attachmentRow])
+			return err
+		})
+}
+
+// attachmentInfos opens the file names of rows, by message.
+func (s *Store) attachmentInfos(ctx context.Context, rows []attachmentRow) (map[uuid.UUID][]AttachmentInfo, error) {
+	out := map[uuid.UUID][]AttachmentInfo{}
+	for _, r := range rows {
 		a, err := s.openAttachment(ctx, r)
 		if err != nil {
 			return nil, err

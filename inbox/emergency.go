@@ -190,36 +190,63 @@ func (s *Store) ReviewEmergencyAccess(ctx context.Context, who auth.Principal, i
 
 // activeEmergency returns the user's unexpired grant for the patient.
 func activeEmergency(ctx context.Context, q pg.Querier, userID uuid.UUID, ref string) (uuid.UUID, bool, error) {
-	if ref == "" {
-		return uuid.Nil, false, nil
-	}
-	var id uuid.UUID
-	err := q.QueryRow(ctx, `SELECT id FROM emergency_access WHERE user_id = $1 AND patient_ref IN `+patient.SameAs("$2")+` AND expires_at > now()
-		ORDER BY expires_at DESC LIMIT 1`, userID, ref).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return id, false, nil
-	}
-	return id, err == nil, err
+	var b pgx.Batch
+	var grant emergencyGrant
+	queueEmergency(&b, userID, ref, &grant)
+	err := q.SendBatch(ctx, &b).Close()
+	return grant.id, grant.ok, err
 }
 
-// requireReader lets current members read thread t, and others holding
-// unexpired emergency access to its patient; a read under emergency access
-// is audited as such (besides the read's own event). It reports whether the
-// read is an emergency one (the reader then sees every message, as the care
-// team does, but leaves no receipts).
-func requireReader(ctx context.Context, tx pgx.Tx, t Thread, who auth.Principal, action string) (bool, error) {
-	_, ok, err := currentMembership(ctx, tx, t.ID, who.User.ID)
-	if err != nil || ok {
-		return false, err
+// emergencyGrant is what queueEmergency found: ok when there is a grant.
+type emergencyGrant struct {
+	id uuid.UUID
+	ok bool
+}
+
+// queueEmergency queues the read of the user's unexpired grant for the
+// patient into g.
+func queueEmergency(b *pgx.Batch, userID uuid.UUID, ref string, g *emergencyGrant) {
+	if ref == "" {
+		return
+	}
+	b.Queue(`SELECT id FROM emergency_access WHERE user_id = $1 AND patient_ref IN `+patient.SameAs("$2")+` AND expires_at > now()
+		ORDER BY expires_at DESC LIMIT 1`, userID, ref).Query(func(rows pgx.Rows) error {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if len(ids) > 0 {
+			g.id, g.ok = ids[0], true
+		}
+		return err
+	})
+}
+
+// readThread reads thread id for who, and lets current members read it,
+// and others holding unexpired emergency access to its patient; a read
+// under emergency access is audited as such (besides the read's own
+// event). It reports whether the read is an emergency one (the reader then
+// sees every message, as the care team does, but leaves no receipts). The
+// thread and the caller's membership are read in one round trip.
+func readThread(ctx context.Context, tx pgx.Tx, id uuid.UUID, who auth.Principal, action string) (Thread, bool, error) {
+	var b pgx.Batch
+	var ts []Thread
+	member := false
+	queueThread(&b, id, "", &ts)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM thread_members WHERE thread_id = $1 AND user_id = $2 AND left_at IS NULL)`, id, who.User.ID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&member) })
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return Thread{}, false, err
+	}
+	t, err := oneThread(ts)
+	if err != nil || member {
+		return t, false, err
 	}
 	grant, ok, err := activeEmergency(ctx, tx, who.User.ID, t.patientRef())
 	if err != nil {
-		return false, err
+		return t, false, err
 	}
 	if !ok {
-		return false, denyThread(t, action, notMember)
+		return t, false, denyThread(t, action, notMember)
 	}
-	return true, useEmergency(ctx, tx, who, grant, t.patientRef(), action, t.ID.String())
+	return t, true, useEmergency(ctx, tx, who, grant, t.patientRef(), action, t.ID.String())
 }
 
 func useEmergency(ctx context.Context, tx pgx.Tx, who auth.Principal, grant uuid.UUID, ref, action, threadID string) error {

@@ -305,23 +305,26 @@ func (s *Store) messageView(ctx context.Context, q pg.Querier, t Thread, id uuid
 }
 
 // views opens the text of rows and adds attachments, read and
-// acknowledgement tallies, with a fixed number of queries.
+// acknowledgement tallies, reading what it needs in one round trip.
 func (s *Store) views(ctx context.Context, q pg.Querier, t Thread, rows []messageRow) ([]Message, error) {
-	a, err := loadAudience(ctx, q, t)
-	if err != nil {
-		return nil, err
-	}
-	read, delivered, acks, err := tallies(ctx, q, a, rows)
-	if err != nil {
-		return nil, err
-	}
 	var shown []uuid.UUID
 	for _, r := range rows {
 		if r.RecalledAt == nil && r.PurgedAt == nil {
 			shown = append(shown, r.ID)
 		}
 	}
-	atts, err := s.attachmentsOf(ctx, q, shown)
+	var b pgx.Batch
+	var a audience
+	var receipts []receipt
+	var attRows []attachmentRow
+	queueAudience(&b, t, &a)
+	queueReceipts(&b, rows, &receipts)
+	queueAttachments(&b, shown, &attRows)
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, err
+	}
+	read, delivered, acks := tallies(a, rows, receipts)
+	atts, err := s.attachmentInfos(ctx, attRows)
 	if err != nil {
 		return nil, err
 	}
@@ -402,11 +405,7 @@ func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.
 		return out, err
 	}
 	err = s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
-		t, err := getThread(ctx, tx, threadID, "")
-		if err != nil {
-			return err
-		}
-		emergency, err := requireReader(ctx, tx, t, who, "message.list")
+		t, emergency, err := readThread(ctx, tx, threadID, who, "message.list")
 		if err != nil {
 			return err
 		}
@@ -423,13 +422,15 @@ func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.
 		if out.Messages, err = s.views(ctx, tx, t, page); err != nil {
 			return err
 		}
+		var w pg.Writes
 		if !emergency {
-			if err := markDelivered(ctx, tx, who.User.ID, page); err != nil {
-				return err
-			}
+			queueDelivered(&w, who.User.ID, out.Messages)
 		}
-		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "message.list", ObjectType: "thread", ObjectID: t.ID.String(),
-			PatientRef: t.patientRef(), Details: map[string]any{"count": len(page)}})
+		if err := audit.Queue(&w, who.Actor(), audit.Entry{Action: "message.list", ObjectType: "thread", ObjectID: t.ID.String(),
+			PatientRef: t.patientRef(), Details: map[string]any{"count": len(page)}}); err != nil {
+			return err
+		}
+		return w.Flush(ctx, tx)
 	})
 	return out, err
 }
@@ -440,11 +441,7 @@ func (s *Store) Messages(ctx context.Context, who auth.Principal, threadID uuid.
 func (s *Store) Message(ctx context.Context, who auth.Principal, threadID, id uuid.UUID) (Message, error) {
 	var out Message
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
-		t, err := getThread(ctx, tx, threadID, "")
-		if err != nil {
-			return err
-		}
-		emergency, err := requireReader(ctx, tx, t, who, "message.read")
+		t, emergency, err := readThread(ctx, tx, threadID, who, "message.read")
 		if err != nil {
 			return err
 		}
@@ -462,13 +459,15 @@ func (s *Store) Message(ctx context.Context, who auth.Principal, threadID, id uu
 			return err
 		}
 		out = ms[0]
+		var w pg.Writes
 		if !emergency {
-			if err := markDelivered(ctx, tx, who.User.ID, []messageRow{r}); err != nil {
-				return err
-			}
+			queueDelivered(&w, who.User.ID, ms)
 		}
-		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "message.read", ObjectType: "message", ObjectID: id.String(),
-			PatientRef: t.patientRef(), Details: map[string]any{"thread_id": t.ID}})
+		if err := audit.Queue(&w, who.Actor(), audit.Entry{Action: "message.read", ObjectType: "message", ObjectID: id.String(),
+			PatientRef: t.patientRef(), Details: map[string]any{"thread_id": t.ID}}); err != nil {
+			return err
+		}
+		return w.Flush(ctx, tx)
 	})
 	return out, err
 }

@@ -37,18 +37,22 @@ type audience struct {
 	periods map[uuid.UUID][]membership
 }
 
-func loadAudience(ctx context.Context, q pg.Querier, t Thread) (audience, error) {
-	rows, _ := q.Query(ctx, `SELECT id, user_id, joined_at, left_at, read_seq FROM thread_members
-		WHERE thread_id = $1 AND user_id IN (SELECT user_id FROM thread_members WHERE thread_id = $1 AND left_at IS NULL)`, t.ID)
-	ps, err := pgx.CollectRows(rows, pgx.RowToStructByName[membership])
-	if err != nil {
-		return audience{}, err
-	}
-	a := audience{history: t.HistoryForNewMembers, periods: map[uuid.UUID][]membership{}}
-	for _, p := range ps {
-		a.periods[p.UserID] = append(a.periods[p.UserID], p)
-	}
-	return a, nil
+// queueAudience queues the read of t's audience into a, to be sent with
+// other reads in one round trip.
+func queueAudience(b *pgx.Batch, t Thread, a *audience) {
+	b.Queue(`SELECT id, user_id, joined_at, left_at, read_seq FROM thread_members
+		WHERE thread_id = $1 AND user_id IN (SELECT user_id FROM thread_members WHERE thread_id = $1 AND left_at IS NULL)`, t.ID).
+		Query(func(rows pgx.Rows) error {
+			ps, err := pgx.CollectRows(rows, pgx.RowToStructByName[membership])
+			if err != nil {
+				return err
+			}
+			*a = audience{history: t.HistoryForNewMembers, periods: map[uuid.UUID][]membership{}}
+			for _, p := range ps {
+				a.periods[p.UserID] = append(a.periods[p.UserID], p)
+			}
+			return nil
+		})
 }
 
 // sees mirrors visibleSQL for a current member.
@@ -72,36 +76,44 @@ func (a audience) isFor(r messageRow, user uuid.UUID) bool {
 	return (r.AuthorID == nil || *r.AuthorID != user) && a.sees(user, r.CreatedAt)
 }
 
-// tallies counts deliveries, reads and acknowledgements of rows among their
-// audiences. A message read or acknowledged counts as delivered, also when
-// its delivery (to a stream, or in a page of messages) was not recorded
-// first.
-// Receipts of people no longer in the audience stay in the table (and the
-// audit trail) but are not counted.
-func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (read, delivered, acks map[uuid.UUID]Tally, err error) {
-	read, delivered, acks = map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}
+// receipt is a receipt row of a message; its delivery is also its read or
+// acknowledgement when no delivery was recorded first.
+type receipt struct {
+	MessageID      uuid.UUID  `db:"message_id"`
+	UserID         uuid.UUID  `db:"user_id"`
+	DeliveredAt    *time.Time `db:"delivered_at"`
+	ReadAt         *time.Time `db:"read_at"`
+	AcknowledgedAt *time.Time `db:"acknowledged_at"`
+}
+
+// queueReceipts queues the read of rows' receipts into out.
+func queueReceipts(b *pgx.Batch, rows []messageRow, out *[]receipt) {
 	if len(rows) == 0 {
-		return read, delivered, acks, nil
+		return
 	}
 	ids := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	type receiptRow struct {
-		MessageID      uuid.UUID  `db:"message_id"`
-		UserID         uuid.UUID  `db:"user_id"`
-		DeliveredAt    *time.Time `db:"delivered_at"`
-		ReadAt         *time.Time `db:"read_at"`
-		AcknowledgedAt *time.Time `db:"acknowledged_at"`
-	}
-	res, _ := q.Query(ctx, `SELECT message_id, user_id, coalesce(delivered_at, read_at, acknowledged_at) AS delivered_at,
+	b.Queue(`SELECT message_id, user_id, coalesce(delivered_at, read_at, acknowledged_at) AS delivered_at,
 			read_at, acknowledged_at
 		FROM message_receipts
-		WHERE message_id = ANY($1) AND (delivered_at IS NOT NULL OR read_at IS NOT NULL OR acknowledged_at IS NOT NULL)`, ids)
-	receipts, err := pgx.CollectRows(res, pgx.RowToStructByName[receiptRow])
-	if err != nil {
-		return nil, nil, nil, err
-	}
+		WHERE message_id = ANY($1) AND (delivered_at IS NOT NULL OR read_at IS NOT NULL OR acknowledged_at IS NOT NULL)`, ids).
+		Query(func(res pgx.Rows) error {
+			var err error
+			*out, err = pgx.CollectRows(res, pgx.RowToStructByName[receipt])
+			return err
+		})
+}
+
+// tallies counts deliveries, reads and acknowledgements of rows among their
+// audiences, from their receipts. A message read or acknowledged counts as
+// delivered, also when its delivery (to a stream, or in a page of messages)
+// was not recorded first.
+// Receipts of people no longer in the audience stay in the table (and the
+// audit trail) but are not counted.
+func tallies(a audience, rows []messageRow, receipts []receipt) (read, delivered, acks map[uuid.UUID]Tally) {
+	read, delivered, acks = map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}, map[uuid.UUID]Tally{}
 	for _, r := range rows {
 		of := 0
 		for user := range a.periods {
@@ -130,7 +142,7 @@ func tallies(ctx context.Context, q pg.Querier, a audience, rows []messageRow) (
 		}
 		read[r.ID], delivered[r.ID], acks[r.ID] = rt, dt, at
 	}
-	return read, delivered, acks, nil
+	return read, delivered, acks
 }
 
 // MarkRead marks every message of the thread the caller can see, up to and
@@ -227,34 +239,71 @@ func (s *Store) Acknowledge(ctx context.Context, who auth.Principal, threadID, i
 	return out, err
 }
 
-// markDelivered records that rows reached user (their own excepted).
-func markDelivered(ctx context.Context, tx pgx.Tx, user uuid.UUID, rows []messageRow) error {
+// queueDelivered queues, for w's transaction, the record that messages,
+// just read by user, reached them: those not their own that show no
+// delivery to them yet. A message read or acknowledged shows as delivered
+// (see tallies), so reading a page of messages already delivered writes
+// nothing.
+func queueDelivered(w *pg.Writes, user uuid.UUID, ms []Message) {
 	var ids []uuid.UUID
-	for _, r := range rows {
-		if r.AuthorID == nil || *r.AuthorID != user {
-			ids = append(ids, r.ID)
+	for _, m := range ms {
+		if m.AuthorID != nil && *m.AuthorID == user {
+			continue
+		}
+		if !slices.ContainsFunc(m.DeliveredTo.Users, func(k Mark) bool { return k.UserID == user }) {
+			ids = append(ids, m.ID)
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO message_receipts AS r (message_id, user_id, delivered_at)
+	w.Exec(`INSERT INTO message_receipts AS r (message_id, user_id, delivered_at)
 		SELECT x, $2, now() FROM unnest($1::uuid[]) AS x
 		WHERE NOT EXISTS (SELECT 1 FROM message_receipts d WHERE d.message_id = x AND d.user_id = $2 AND d.delivered_at IS NOT NULL)
 		ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = now() WHERE r.delivered_at IS NULL`, ids, user)
-	return err
 }
 
-// Delivered records that a message reached one of the user's devices, e.g.
-// when a live event stream wrote its message.created event. It does nothing
-// unless the user is a current member who can see the message, and reads
-// no content, so it is not audited.
-func (s *Store) Delivered(ctx context.Context, userID, messageID uuid.UUID) error {
+// Delivery is one message reaching one of a user's devices, e.g. a live
+// event stream writing its message.created event, at At.
+type Delivery struct {
+	UserID    uuid.UUID
+	MessageID uuid.UUID
+	At        time.Time
+}
+
+// Delivered records deliveries, all in one statement (the server collects a
+// few milliseconds' worth from every stream: a message to 50 members is one
+// commit, not 50). Each is recorded only for a current member who can see
+// the message and is not its author, and only if that member had no
+// delivery of it yet; the rest are ignored, so recording twice is harmless.
+// It reads no content, so it is not audited.
+func (s *Store) Delivered(ctx context.Context, ds ...Delivery) error {
+	// One row per (message, user), its first delivery: ON CONFLICT DO UPDATE
+	// cannot touch a row twice in one statement. Rows go in in key order, so
+	// two instances' batches lock them in the same order.
+	first := make(map[[2]uuid.UUID]time.Time, len(ds))
+	for _, d := range ds {
+		k := [2]uuid.UUID{d.MessageID, d.UserID}
+		if at, ok := first[k]; !ok || d.At.Before(at) {
+			first[k] = d.At
+		}
+	}
+	if len(first) == 0 {
+		return nil
+	}
+	messages, users, ats := make([]uuid.UUID, 0, len(first)), make([]uuid.UUID, 0, len(first)), make([]time.Time, 0, len(first))
+	for k, at := range first {
+		messages, users, ats = append(messages, k[0]), append(users, k[1]), append(ats, at)
+	}
 	_, err := s.db.Exec(ctx, `INSERT INTO message_receipts AS r (message_id, user_id, delivered_at)
-		SELECT m.id, $2, now() FROM messages m JOIN threads t ON t.id = m.thread_id
-		WHERE m.id = $1 AND m.author_id IS DISTINCT FROM $2
-		  AND EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = m.thread_id AND me.user_id = $2 AND me.left_at IS NULL)
-		  AND `+visibleSQL("$2")+`
-		ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = now() WHERE r.delivered_at IS NULL`, messageID, userID)
+		SELECT m.id, d.user_id, d.at
+		FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d (message_id, user_id, at)
+		JOIN messages m ON m.id = d.message_id JOIN threads t ON t.id = m.thread_id
+		WHERE m.author_id IS DISTINCT FROM d.user_id
+		  AND EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = m.thread_id AND me.user_id = d.user_id AND me.left_at IS NULL)
+		  AND `+visibleSQL("d.user_id")+`
+		ORDER BY m.id, d.user_id
+		ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = excluded.delivered_at WHERE r.delivered_at IS NULL`,
+		messages, users, ats)
 	return err
 }

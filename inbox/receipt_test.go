@@ -1,10 +1,13 @@
 package inbox_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
@@ -124,31 +127,76 @@ func TestAcknowledgementRequired(t *testing.T) {
 	forbidden(t, "a non-member acknowledging", err)
 }
 
-func TestDeliveredNeedsMembership(t *testing.T) {
+// TestDeliveredInOneBatch: one call records a message's deliveries to all
+// of a thread's members, and only those a delivery receipt is for: not the
+// author, not a non-member, not a member who left, not a member who joined
+// after the message in a thread that hides its history; a delivery recorded
+// twice (two devices, or a batch tried again) keeps the first time.
+func TestDeliveredInOneBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ana, ben, dan := e.user("Dr Ana", "physician"), e.user("Ben RN", "nurse"), e.user("Dan RN", "nurse")
-	th := e.group(ana, true, ben)
-	m := e.post(ana, th, "hello")
-	for _, u := range []auth.Principal{ben, dan, ana} {
-		if err := e.store.Delivered(e.ctx, u.User.ID, m.ID); err != nil {
-			t.Fatal(err)
-		}
+	ana := e.user("Dr Ana", "physician")
+	var members []auth.Principal
+	for i := range 50 {
+		members = append(members, e.user(fmt.Sprintf("Nurse %d", i), "nurse"))
 	}
-	rows, err := e.db.Pool.Query(e.ctx, `SELECT user_id FROM message_receipts WHERE message_id = $1 AND delivered_at IS NOT NULL`, m.ID)
-	if err != nil {
+	th := e.group(ana, false, members...)
+	m := e.post(ana, th, "hello")
+	outsider, late := e.user("Dan RN", "nurse"), e.user("Lee RN", "nurse")
+	if _, err := e.store.AddMembers(e.ctx, ana, th.ID, ids(late)); err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var got []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		rows.Scan(&id)
-		got = append(got, id)
+	if err := e.store.RemoveMember(e.ctx, ana, th.ID, members[49].User.ID); err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(got, ids(ben)) {
-		t.Errorf("delivered to %v, want only ben (not the author, not a non-member)", got)
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	var batch []inbox.Delivery
+	for _, u := range append(slices.Clone(members), ana, outsider, late, members[0]) {
+		batch = append(batch, inbox.Delivery{UserID: u.User.ID, MessageID: m.ID, At: at})
 	}
+	batch[len(batch)-1].At = at.Add(time.Second) // members[0]'s second device
+	if err := e.store.Delivered(e.ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	want := ids(members[:49]...)
+	if got := e.delivered(m.ID); !sameIDs(got, want) {
+		t.Errorf("delivered to %d people, want the 49 current members who saw it posted", len(got))
+	}
+	if n := e.count(`SELECT count(*) FROM message_receipts WHERE message_id = $1 AND delivered_at <> $2`, m.ID, at); n != 0 {
+		t.Errorf("%d receipts not at the time of the (first) delivery", n)
+	}
+	// Again, later: nothing changes.
+	for i := range batch {
+		batch[i].At = at.Add(time.Hour)
+	}
+	if err := e.store.Delivered(e.ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM message_receipts WHERE message_id = $1 AND delivered_at = $2`, m.ID, at); n != 49 {
+		t.Errorf("after recording again, %d receipts keep their time, want 49", n)
+	}
+	if err := e.store.Delivered(e.ctx); err != nil {
+		t.Errorf("nothing to record: %v", err)
+	}
+}
+
+// delivered lists who has a delivery receipt of the message.
+func (e *env) delivered(messageID uuid.UUID) []uuid.UUID {
+	e.t.Helper()
+	rows, _ := e.db.Pool.Query(e.ctx, `SELECT user_id FROM message_receipts WHERE message_id = $1 AND delivered_at IS NOT NULL`, messageID)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
+func sameIDs(a, b []uuid.UUID) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	cmp := func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) }
+	slices.SortFunc(a, cmp)
+	slices.SortFunc(b, cmp)
+	return slices.Equal(a, b)
 }
 
 // TestDeliveryReceipts: a message shows whose devices received it, out of
@@ -165,7 +213,7 @@ func TestDeliveryReceipts(t *testing.T) {
 	}
 	// Ben's stream carries it (the server records it with Delivered); Cat
 	// reads the thread without it having been delivered first.
-	if err := e.store.Delivered(e.ctx, ben.User.ID, m.ID); err != nil {
+	if err := e.store.Delivered(e.ctx, inbox.Delivery{UserID: ben.User.ID, MessageID: m.ID, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.MarkRead(e.ctx, cat, th.ID, m.ID); err != nil {
@@ -189,10 +237,39 @@ func TestDeliveryReceipts(t *testing.T) {
 		t.Errorf("read by %+v, want Cat only", got.ReadBy)
 	}
 	// The author's own receipt would not count: the audience excludes them.
-	if err := e.store.Delivered(e.ctx, ana.User.ID, m.ID); err != nil {
+	if err := e.store.Delivered(e.ctx, inbox.Delivery{UserID: ana.User.ID, MessageID: m.ID, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err = e.store.Message(e.ctx, ana, th.ID, m.ID); err != nil || got.DeliveredTo.Count != 2 {
 		t.Errorf("after the author's own delivery: %+v %v", got.DeliveredTo, err)
+	}
+}
+
+// TestListingDelivers: a page of messages counts as delivered to whoever
+// lists it, but their own; listing again keeps the first delivery's time.
+func TestListingDelivers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ana, ben := e.user("Dr Ana", "physician"), e.user("Ben RN", "nurse")
+	th := e.group(ana, true, ben)
+	m1, m2 := e.post(ana, th, "one"), e.post(ana, th, "two")
+	mine := e.post(ben, th, "mine")
+	for range 2 {
+		for _, who := range []auth.Principal{ben, ana} {
+			if _, err := e.store.Messages(e.ctx, who, th.ID, inbox.MessageQuery{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		m    inbox.Message
+		want []uuid.UUID
+	}{{m1, ids(ben)}, {m2, ids(ben)}, {mine, ids(ana)}} {
+		if got := e.delivered(c.m.ID); !sameIDs(got, c.want) {
+			t.Errorf("%q delivered to %v, want %v", c.m.Text, got, c.want)
+		}
+	}
+	if n := e.count(`SELECT count(DISTINCT delivered_at) FROM message_receipts WHERE user_id = $1`, ben.User.ID); n != 1 {
+		t.Errorf("ben's receipts have %d delivery times, want the one of his first listing", n)
 	}
 }

@@ -208,12 +208,30 @@ const threadColumns = `t.id, t.kind, t.name, t.patient_ref, t.encounter_ref, t.h
 
 // getThread reads a thread's row; lock is "" or a locking clause.
 func getThread(ctx context.Context, q pg.Querier, id uuid.UUID, lock string) (Thread, error) {
-	rows, _ := q.Query(ctx, `SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id)
-	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Thread])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, fmt.Errorf("thread: %w", callroom.ErrNotFound)
+	var b pgx.Batch
+	var ts []Thread
+	queueThread(&b, id, lock, &ts)
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
+		return Thread{}, err
 	}
-	return t, err
+	return oneThread(ts)
+}
+
+// queueThread queues getThread's read into out, for a batch of reads.
+func queueThread(b *pgx.Batch, id uuid.UUID, lock string, out *[]Thread) {
+	b.Queue(`SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id).Query(func(rows pgx.Rows) error {
+		var err error
+		*out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread])
+		return err
+	})
+}
+
+// oneThread is the thread queueThread found, or ErrNotFound.
+func oneThread(ts []Thread) (Thread, error) {
+	if len(ts) == 0 {
+		return Thread{}, fmt.Errorf("thread: %w", callroom.ErrNotFound)
+	}
+	return ts[0], nil
 }
 
 // CreateThread starts a conversation. Asking for a direct thread between two
@@ -290,16 +308,15 @@ func (s *Store) CreateThread(ctx context.Context, who auth.Principal, in NewThre
 func (s *Store) Thread(ctx context.Context, who auth.Principal, id uuid.UUID) (Thread, error) {
 	var out Thread
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
-		t, err := getThread(ctx, tx, id, "")
+		t, _, err := readThread(ctx, tx, id, who, "thread.read")
 		if err != nil {
 			return err
 		}
-		if _, err := requireReader(ctx, tx, t, who, "thread.read"); err != nil {
+		ts := []Thread{t}
+		if err := s.fill(ctx, tx, who.User.ID, ts, true); err != nil {
 			return err
 		}
-		if out, err = s.view(ctx, tx, id, who.User.ID, true); err != nil {
-			return err
-		}
+		out = ts[0]
 		return audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.read", ObjectType: "thread", ObjectID: id.String(),
 			PatientRef: t.patientRef()})
 	})
@@ -356,26 +373,27 @@ func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref stri
 	}
 	var out []Thread
 	err := s.inTx(ctx, who.Actor(), func(tx pgx.Tx) error {
+		// The caller's threads and any emergency access of theirs are read
+		// in one round trip; emergency access (rare) reads again, all of them.
 		all := mayReadVersions(who)
+		var b pgx.Batch
+		var grant emergencyGrant
 		if !all {
-			grant, ok, err := activeEmergency(ctx, tx, who.User.ID, ref)
-			if err != nil {
+			queueEmergency(&b, who.User.ID, ref, &grant)
+		}
+		queuePatientThreads(&b, ref, who.User.ID, all, &out)
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		if grant.ok {
+			if err := useEmergency(ctx, tx, who, grant.id, ref, "thread.list", ""); err != nil {
 				return err
 			}
-			if ok {
-				if err := useEmergency(ctx, tx, who, grant, ref, "thread.list", ""); err != nil {
-					return err
-				}
-				all = true
+			b = pgx.Batch{}
+			queuePatientThreads(&b, ref, who.User.ID, true, &out)
+			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+				return err
 			}
-		}
-		rows, _ := tx.Query(ctx, `SELECT `+threadColumns+` FROM threads t
-			WHERE t.kind = 'patient' AND t.patient_ref IN `+patient.SameAs("$1")+`
-			  AND ($3 OR EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = t.id AND me.user_id = $2 AND me.left_at IS NULL))
-			ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, who.User.ID, all)
-		var err error
-		if out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread]); err != nil {
-			return err
 		}
 		if err := s.fill(ctx, tx, who.User.ID, out, false); err != nil {
 			return err
@@ -383,6 +401,19 @@ func (s *Store) PatientThreads(ctx context.Context, who auth.Principal, ref stri
 		return auditList(ctx, tx, who, out, ref)
 	})
 	return out, err
+}
+
+// queuePatientThreads queues the read of the patient's threads into out:
+// all of them, or those the user is in.
+func queuePatientThreads(b *pgx.Batch, ref string, user uuid.UUID, all bool, out *[]Thread) {
+	b.Queue(`SELECT `+threadColumns+` FROM threads t
+		WHERE t.kind = 'patient' AND t.patient_ref IN `+patient.SameAs("$1")+`
+		  AND ($3 OR EXISTS (SELECT 1 FROM thread_members me WHERE me.thread_id = t.id AND me.user_id = $2 AND me.left_at IS NULL))
+		ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id LIMIT 500`, ref, user, all).Query(func(rows pgx.Rows) error {
+		var err error
+		*out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread])
+		return err
+	})
 }
 
 // auditList records a listing: one event with the count, and one per
@@ -397,8 +428,9 @@ func auditList(ctx context.Context, tx pgx.Tx, who auth.Principal, ts []Thread, 
 			refs[r]++
 		}
 	}
+	var w pg.Writes
 	if ref == "" {
-		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread",
+		if err := audit.Queue(&w, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread",
 			Details: map[string]any{"count": len(ts)}}); err != nil {
 			return err
 		}
@@ -409,12 +441,12 @@ func auditList(ctx context.Context, tx pgx.Tx, who auth.Principal, ts []Thread, 
 	}
 	slices.Sort(keys)
 	for _, r := range keys {
-		if err := audit.Record(ctx, tx, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread", PatientRef: r,
+		if err := audit.Queue(&w, who.Actor(), audit.Entry{Action: "thread.list", ObjectType: "thread", PatientRef: r,
 			Details: map[string]any{"count": refs[r]}}); err != nil {
 			return err
 		}
 	}
-	return nil
+	return w.Flush(ctx, tx)
 }
 
 // view reads a thread with its members and the viewer's unread count;
@@ -431,8 +463,8 @@ func (s *Store) view(ctx context.Context, q pg.Querier, id, viewer uuid.UUID, de
 	return ts[0], nil
 }
 
-// fill adds members and unread counts to ts in two queries whatever their
-// number.
+// fill adds members and unread counts to ts in one round trip whatever
+// their number.
 func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []Thread, detail bool) error {
 	if len(ts) == 0 {
 		return nil
@@ -445,28 +477,36 @@ func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []T
 		ThreadID uuid.UUID `db:"thread_id"`
 		Member
 	}
-	rows, _ := q.Query(ctx, `SELECT tm.thread_id, tm.user_id, u.name, tm.joined_at, tm.added_by
-		FROM thread_members tm JOIN users u ON u.id = tm.user_id
-		WHERE tm.thread_id = ANY($1) AND tm.left_at IS NULL ORDER BY tm.joined_at, tm.id`, ids)
-	members, err := pgx.CollectRows(rows, pgx.RowToStructByName[memberRow])
-	if err != nil {
-		return err
-	}
 	type unreadRow struct {
 		ThreadID uuid.UUID `db:"thread_id"`
 		Unread   int       `db:"unread"`
 	}
-	rows, _ = q.Query(ctx, `SELECT me.thread_id, count(m.id)::int AS unread
-		FROM thread_members me
-		JOIN threads t ON t.id = me.thread_id
-		JOIN messages m ON m.thread_id = me.thread_id AND m.seq > me.read_seq
-		WHERE me.thread_id = ANY($1) AND me.user_id = $2 AND me.left_at IS NULL
-		  AND m.author_id IS DISTINCT FROM $2 AND m.recalled_at IS NULL AND m.purged_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM message_receipts r WHERE r.message_id = m.id AND r.user_id = $2 AND r.read_at IS NOT NULL)
-		  AND `+visibleSQL("$2")+`
-		GROUP BY me.thread_id`, ids, viewer)
-	unread, err := pgx.CollectRows(rows, pgx.RowToStructByName[unreadRow])
-	if err != nil {
+	var members []memberRow
+	var unread []unreadRow
+	var b pgx.Batch
+	b.Queue(`SELECT tm.thread_id, tm.user_id, u.name, tm.joined_at, tm.added_by
+		FROM thread_members tm JOIN users u ON u.id = tm.user_id
+		WHERE tm.thread_id = ANY($1) AND tm.left_at IS NULL ORDER BY tm.joined_at, tm.id`, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		members, err = pgx.CollectRows(rows, pgx.RowToStructByName[memberRow])
+		return err
+	})
+	// Counted thread by thread (the thread row is read once per thread,
+	// not once per message): half the planning and execution time of a
+	// join grouped by thread.
+	b.Queue(`SELECT me.thread_id, (SELECT count(*)::int FROM messages m
+			WHERE m.thread_id = me.thread_id AND m.seq > me.read_seq
+			  AND m.author_id IS DISTINCT FROM $2 AND m.recalled_at IS NULL AND m.purged_at IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM message_receipts r WHERE r.message_id = m.id AND r.user_id = $2 AND r.read_at IS NOT NULL)
+			  AND `+visibleSQL("$2")+`) AS unread
+		FROM unnest($1::uuid[]) AS x (id)
+		JOIN thread_members me ON me.thread_id = x.id AND me.user_id = $2 AND me.left_at IS NULL
+		JOIN threads t ON t.id = me.thread_id`, ids, viewer).Query(func(rows pgx.Rows) error {
+		var err error
+		unread, err = pgx.CollectRows(rows, pgx.RowToStructByName[unreadRow])
+		return err
+	})
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
 	for i := range ts {
@@ -494,14 +534,15 @@ func (s *Store) fill(ctx context.Context, q pg.Querier, viewer uuid.UUID, ts []T
 		if len(last) == 0 {
 			continue
 		}
-		a, err := loadAudience(ctx, q, ts[i])
-		if err != nil {
+		var b pgx.Batch
+		var a audience
+		var receipts []receipt
+		queueAudience(&b, ts[i], &a)
+		queueReceipts(&b, last, &receipts)
+		if err := q.SendBatch(ctx, &b).Close(); err != nil {
 			return err
 		}
-		read, _, _, err := tallies(ctx, q, a, last)
-		if err != nil {
-			return err
-		}
+		read, _, _ := tallies(a, last, receipts)
 		tally := read[last[0].ID]
 		ts[i].LastMessageID, ts[i].ReadBy = &last[0].ID, &tally
 	}

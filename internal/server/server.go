@@ -77,17 +77,19 @@ type Config struct {
 
 // Server is one callroom instance.
 type Server struct {
-	cfg      Config
-	Auth     *auth.Store
-	OnCall   *oncall.Store
-	Keys     *keys.Keyring
-	Events   *events.Hub
-	Pages    *escalation.Store
-	Contacts *notify.Store
-	Inbox    *inbox.Store
-	FHIR     *fhir.Store // nil without an EHR
-	River    *worker.Client
-	API      *httpapi.Server
+	cfg    Config
+	Auth   *auth.Store
+	OnCall *oncall.Store
+	Keys   *keys.Keyring
+	Events *events.Hub
+	// Deliveries records what the event streams delivered (Events.OnDelivered).
+	Deliveries *events.Deliveries
+	Pages      *escalation.Store
+	Contacts   *notify.Store
+	Inbox      *inbox.Store
+	FHIR       *fhir.Store // nil without an EHR
+	River      *worker.Client
+	API        *httpapi.Server
 	// Mail is the inbound SMTP gateway, nil unless Config.Mail is set.
 	Mail *mailgateway.Server
 	// MailListener, when set before Serve, is where the gateway listens
@@ -148,24 +150,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	// In-app notifications are delivered when a live stream writes them.
+	// In-app notifications and messages are delivered when a live stream
+	// writes them; the deliveries are recorded in batches.
+	s.Deliveries = events.NewDeliveries(s.recordDeliveries, cfg.Log)
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
-		var d struct {
-			NotificationID uuid.UUID `json:"notification_id"`
-			MessageID      uuid.UUID `json:"message_id"`
-		}
-		if json.Unmarshal(e.Data, &d) != nil {
-			return
-		}
-		var err error
-		switch {
-		case e.Type == "page.notify" && d.NotificationID != uuid.Nil:
-			err = s.Pages.Delivered(ctx, e.UserID, d.NotificationID)
-		case e.Type == inbox.EventMessageCreated && d.MessageID != uuid.Nil:
-			err = s.Inbox.Delivered(ctx, e.UserID, d.MessageID)
-		}
-		if err != nil {
-			cfg.Log.Warn("recording a delivery", "type", e.Type, "err", err.Error())
+		if e.Type == pageNotify || e.Type == inbox.EventMessageCreated {
+			s.Deliveries.Add(ctx, e)
 		}
 	}
 
@@ -240,6 +230,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// pageNotify is the event of an in-app page notification (package escalation).
+const pageNotify = "page.notify"
+
+// recordDeliveries records a batch of deliveries from the event streams:
+// in-app page notifications and messages, each kind with one statement.
+func (s *Server) recordDeliveries(ctx context.Context, batch []events.Delivery) error {
+	var pages []escalation.InAppDelivery
+	var messages []inbox.Delivery
+	for _, d := range batch {
+		var data struct {
+			NotificationID uuid.UUID `json:"notification_id"`
+			MessageID      uuid.UUID `json:"message_id"`
+		}
+		if json.Unmarshal(d.Data, &data) != nil {
+			continue
+		}
+		switch {
+		case d.Type == pageNotify && data.NotificationID != uuid.Nil:
+			pages = append(pages, escalation.InAppDelivery{UserID: d.UserID, NotificationID: data.NotificationID})
+		case d.Type == inbox.EventMessageCreated && data.MessageID != uuid.Nil:
+			messages = append(messages, inbox.Delivery{UserID: d.UserID, MessageID: data.MessageID, At: d.DeliveredAt})
+		}
+	}
+	return errors.Join(s.Pages.Delivered(ctx, pages...), s.Inbox.Delivered(ctx, messages...))
+}
+
 func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	var v int
 	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM callroom_migrations").Scan(&v)
@@ -275,6 +291,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		}
 		defer stopMail()
 	}
+	// Deliveries run until the streams have ended (the hub stopped, the
+	// HTTP server shut down: the defers below run in reverse order), then
+	// record what is still pending.
+	deliveriesCtx, stopDeliveries := context.WithCancel(context.WithoutCancel(ctx))
+	deliveriesDone := make(chan struct{})
+	go func() {
+		defer close(deliveriesDone)
+		s.Deliveries.Run(deliveriesCtx)
+	}()
+	defer func() { stopDeliveries(); <-deliveriesDone }()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
 	go func() {
