@@ -2,6 +2,7 @@ package escalation
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,12 +53,9 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 	if err != nil {
 		return 0, err
 	}
-	// A notification's row refers to its page's, which may be queued.
-	if err := a.writes.Flush(ctx, tx); err != nil {
-		return 0, err
-	}
 	var jobs []river.InsertManyParams
 	sent := 0
+	flushed := false
 	for _, pl := range plan {
 		due := now.Add(pl.Delay)
 		// An in-app notification due now is sent here: publishing page.notify
@@ -71,10 +69,23 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			status = "sent"
 		}
 		var id uuid.UUID
-		err := tx.QueryRow(ctx, `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id`,
-			p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status).Scan(&id)
-		if err == pgx.ErrNoRows {
+		const insert = `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id`
+		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status}
+		var err error
+		if !flushed {
+			// A notification's row refers to its page's, which may be
+			// queued: the queued writes go first, in the same round trip.
+			flushed = true
+			err = a.writes.FlushQuery(ctx, tx, func(rows pgx.Rows) error {
+				var err error
+				id, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[uuid.UUID])
+				return err
+			}, insert, args...)
+		} else {
+			err = tx.QueryRow(ctx, insert, args...).Scan(&id)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
 			continue // already queued for this step
 		}
 		if err != nil {
@@ -89,6 +100,11 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
 			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts(),
 		}})
+	}
+	if !flushed { // nobody to notify: what is queued still goes before the jobs and the thread
+		if err := a.writes.Flush(ctx, tx); err != nil {
+			return 0, err
+		}
 	}
 	if len(jobs) > 0 {
 		if _, err := worker.InsertManyTxLater(ctx, s.river, tx, &a.writes, jobs); err != nil {

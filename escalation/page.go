@@ -309,18 +309,20 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		if inline {
 			firstStep = 0
 		}
-		// The page, its first timeline entry and its audit event go in one
-		// round trip with the first step's writes (announcement.writes),
-		// flushed before anything needs the page's row.
+		// The page, its audit event and its first timeline entry go in one
+		// round trip with the first step's writes (announcement.writes) and
+		// its first notification, flushed before anything needs the page's
+		// row.
 		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
 			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep)
-		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
 		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
 		}
+		// Queued last, so the first step's timeline entries join its insert.
+		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
 		// Filed before the first step, which adds whoever it reaches to
 		// the patient's thread.
 		if s.FilePage != nil && in.PatientRef != "" {
@@ -495,8 +497,13 @@ type announcement struct {
 	writes pg.Writes
 }
 
-// timeline queues e on page's timeline.
+// timeline queues e on page's timeline. Entries queued one after another
+// are one insert (timelineRows): a step's entries cost one statement.
 func (a *announcement) timeline(pageID uuid.UUID, e TimelineEntry) {
+	if q := a.writes.Last(); q != nil && (q.SQL == timelineSQL || q.SQL == timelineRowsSQL) {
+		addTimelineRow(q, pageID, e)
+		return
+	}
 	a.writes.Exec(timelineSQL, timelineArgs(pageID, e)...)
 }
 

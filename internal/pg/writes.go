@@ -27,6 +27,16 @@ type Writes struct {
 // Exec queues sql with args.
 func (w *Writes) Exec(sql string, args ...any) { w.b.Queue(sql, args...) }
 
+// Last is the statement queued last, or nil: a caller may widen it (more
+// rows for the same insert) instead of queueing another statement, which
+// costs PostgreSQL a whole executor start, constraint set-up and end.
+func (w *Writes) Last() *pgx.QueuedQuery {
+	if n := len(w.b.QueuedQueries); n > 0 {
+		return w.b.QueuedQueries[n-1]
+	}
+	return nil
+}
+
 // Len is how many statements are queued.
 func (w *Writes) Len() int { return w.b.Len() }
 
