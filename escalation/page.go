@@ -313,10 +313,13 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		// round trip with the first step's writes (announcement.writes) and
 		// its first notification, flushed before anything needs the page's
 		// row.
-		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		// next_job_id and next_step_at are filled in by the first step's
+		// advance while this insert is still queued (announcement.newPage).
+		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
-			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep)
+			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
+		a.newPage, a.newPageID = a.writes.Last(), id
 		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
@@ -421,6 +424,14 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID 
 	if err != nil {
 		return err
 	}
+	// A page sent in this transaction whose insert is still queued gets its
+	// step and job in that insert: no update of the row just written (the
+	// first step of most pages).
+	if a.newPage != nil && a.newPageID == pageID && round == 0 && a.writes.Queued(a.newPage) {
+		args := a.newPage.Arguments
+		args[11], args[12], args[13] = step, res.Job.ID, next
+		return nil
+	}
 	a.writes.Exec(`UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
 		pageID, step, round, res.Job.ID, next)
 	return nil
@@ -495,6 +506,11 @@ type announcement struct {
 	// announce, except that a notification's row needs its page's, so
 	// planning notifications flushes them first.
 	writes pg.Writes
+	// newPage is the queued insert of page newPageID, sent in this
+	// transaction; while it is queued, advance writes the first step into
+	// it instead of updating the row afterwards.
+	newPage   *pgx.QueuedQuery
+	newPageID uuid.UUID
 }
 
 // timeline queues e on page's timeline. Entries queued one after another

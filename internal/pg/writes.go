@@ -37,6 +37,17 @@ func (w *Writes) Last() *pgx.QueuedQuery {
 	return nil
 }
 
+// Queued reports whether q is still queued (not yet flushed): only then may
+// a caller change it.
+func (w *Writes) Queued(q *pgx.QueuedQuery) bool {
+	for _, qq := range w.b.QueuedQueries {
+		if qq == q {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is how many statements are queued.
 func (w *Writes) Len() int { return w.b.Len() }
 
