@@ -44,6 +44,18 @@ func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notif
 	return pgx.CollectRows(rows, pgx.RowToStructByName[Notification])
 }
 
+// insertNotification adds a notification for (page, round, step), unless
+// that step already has it; insertNotified also puts a sent one on the
+// page's timeline as notified, in the same statement.
+const (
+	insertNotificationRow = `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`
+	insertNotification = insertNotificationRow + ` RETURNING id`
+	insertNotified     = `WITH n AS (` + insertNotificationRow + ` RETURNING id), t AS (
+		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel) SELECT $1, 'notified', $2, n.id, $4 FROM n)
+		SELECT id FROM n`
+)
+
 // notifyUsers plans and queues notifications to users for (round, step):
 // one row and one delivery job per contact method, due after the rule's
 // delay. A second call for the same step and contact method does nothing,
@@ -69,8 +81,10 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			status = "sent"
 		}
 		var id uuid.UUID
-		const insert = `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id`
+		insert := insertNotification
+		if inApp {
+			insert = insertNotified
+		}
 		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status}
 		var err error
 		if !flushed {
@@ -92,7 +106,6 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			return 0, err
 		}
 		if inApp {
-			a.timeline(p.ID, TimelineEntry{Kind: "notified", UserID: &pl.UserID, NotificationID: &id, Channel: &pl.Channel})
 			a.notices = append(a.notices, notice{UserID: pl.UserID, NotificationID: id})
 			sent++
 			continue
