@@ -105,6 +105,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		if err != nil {
 			return 0, err
 		}
+		a.reached = append(a.reached, pl.UserID)
 		if inApp {
 			a.notices = append(a.notices, notice{UserID: pl.UserID, NotificationID: id})
 			sent++

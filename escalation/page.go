@@ -320,6 +320,9 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
 			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
 		a.newPage, a.newPageID = a.writes.Last(), id
+		if in.PatientRef == "" {
+			a.fresh = &Page{ID: id, Priority: in.Priority, Status: Open, CreatedBy: nullUser(by.UserID)}
+		}
 		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
@@ -511,6 +514,11 @@ type announcement struct {
 	// it instead of updating the row afterwards.
 	newPage   *pgx.QueuedQuery
 	newPageID uuid.UUID
+	// fresh is the page sent in this transaction while its events need no
+	// read (announce): it is about no patient and still open.
+	fresh *Page
+	// reached are the people this transaction's notifications went to.
+	reached []uuid.UUID
 }
 
 // timeline queues e on page's timeline. Entries queued one after another
@@ -535,6 +543,20 @@ type notice struct {
 // two transactions about one page cannot deadlock on them. It returns the
 // page as announced.
 func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
+	if f := a.fresh; f != nil && f.ID == id {
+		// Everyone the page reached was notified in this transaction, and
+		// it is still open and about no patient: its events are known
+		// without reading it back, and go in the read's round trip.
+		pub, err := s.pageUpdated(ctx, tx, *f, a.reached)
+		if err != nil {
+			return Page{}, err
+		}
+		if err := events.QueueAll(&a.writes, a.publications(pub, f)); err != nil {
+			return Page{}, err
+		}
+		p, _, err := readPageNotified(ctx, tx, &a.writes, id)
+		return p, err
+	}
 	p, notified, err := readPageNotified(ctx, tx, &a.writes, id)
 	if err != nil {
 		return Page{}, err
@@ -543,12 +565,17 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 	if err != nil {
 		return Page{}, err
 	}
-	pubs := []events.Publication{pub}
+	return p, events.PublishAll(ctx, tx, a.publications(pub, &p))
+}
+
+// publications are updated (p's page.updated), then a's page.notify events.
+func (a *announcement) publications(updated events.Publication, p *Page) []events.Publication {
+	pubs := []events.Publication{updated}
 	for _, n := range a.notices {
 		pubs = append(pubs, events.Publication{UserIDs: []uuid.UUID{n.UserID}, Type: "page.notify",
 			Data: map[string]any{"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}})
 	}
-	return p, events.PublishAll(ctx, tx, pubs)
+	return pubs
 }
 
 // Filter narrows List.

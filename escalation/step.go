@@ -228,6 +228,7 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announc
 // unanswered ends the escalation: nobody acknowledged through every step and
 // repeat. The page stays acknowledgeable.
 func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time) error {
+	a.fresh = nil // no longer open: announce reads it back
 	a.writes.Exec(`UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
 		WHERE id = $1`, p.ID, round)
 	a.timeline(p.ID, TimelineEntry{Kind: "unanswered", Round: ptr(round)})

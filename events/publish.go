@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/callroom/callroom/internal/pg"
 )
@@ -90,14 +91,50 @@ type Publication struct {
 // given; counters are locked in user id order, as Publish locks them, so
 // publishers with overlapping recipients cannot deadlock each other.
 func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
+	st, err := publication(ps)
+	if err != nil || st.n == 0 {
+		return err
+	}
+	tag, err := tx.Exec(ctx, st.sql, st.args...)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", st.kinds, err)
+	}
+	return checkWritten(st.kinds, tag.RowsAffected(), st.n)
+}
+
+// QueueAll is PublishAll queued in w, to be sent with the caller's other
+// writes (pg.Writes): the publication then costs no round trip of its own.
+// It locks the recipients' counters when w is flushed, so flush it last,
+// just before commit.
+func QueueAll(w *pg.Writes, ps []Publication) error {
+	st, err := publication(ps)
+	if err != nil || st.n == 0 {
+		return err
+	}
+	w.ExecCheck(func(tag pgconn.CommandTag) error { return checkWritten(st.kinds, tag.RowsAffected(), st.n) }, st.sql, st.args...)
+	return nil
+}
+
+// statement is the SQL that publishes some events, n rows in all.
+type statement struct {
+	sql   string
+	args  []any
+	n     int
+	kinds string // the events' types, for errors
+}
+
+// publication checks ps and returns the statement that publishes them:
+// Publish's when one publication has recipients (it needs no grouping),
+// publishAllSQL for more.
+func publication(ps []Publication) (statement, error) {
 	var users []uuid.UUID
 	var types, data []string
 	var kinds []string
-	only := 0 // the publication with recipients, when just one has them
-	for i, p := range ps {
+	var one []any // publishSQL's arguments, for the last publication with recipients
+	for _, p := range ps {
 		ids, b, err := prepare(p.UserIDs, p.Type, p.Data)
 		if err != nil {
-			return err
+			return statement{}, err
 		}
 		for _, id := range ids {
 			users = append(users, id)
@@ -106,21 +143,14 @@ func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
 		}
 		if len(ids) > 0 {
 			kinds = append(kinds, p.Type)
-			only = i
+			one = []any{ids, p.Type, json.RawMessage(b)}
 		}
 	}
-	switch len(kinds) {
-	case 0:
-		return nil
-	case 1:
-		// One publication: Publish's statement, which needs no grouping.
-		return Publish(ctx, tx, ps[only].UserIDs, ps[only].Type, ps[only].Data)
+	st := statement{sql: publishAllSQL, args: []any{users, types, data}, n: len(users), kinds: strings.Join(kinds, ", ")}
+	if len(kinds) == 1 {
+		st.sql, st.args = publishSQL, one
 	}
-	tag, err := tx.Exec(ctx, publishAllSQL, users, types, data)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", strings.Join(kinds, ", "), err)
-	}
-	return checkWritten(strings.Join(kinds, ", "), tag.RowsAffected(), len(users))
+	return st, nil
 }
 
 // publishAllSQL is publishSQL for several events, given as parallel arrays
