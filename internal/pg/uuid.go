@@ -28,12 +28,13 @@ func registerUUID(_ context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// uuidCodec is pgx's UUIDCodec with plans for uuid.UUID; every other Go type
-// is left to UUIDCodec.
+// uuidCodec is pgx's UUIDCodec with plans for uuid.UUID and *uuid.UUID;
+// every other Go type is left to UUIDCodec.
 type uuidCodec struct{ pgtype.UUIDCodec }
 
 func (c uuidCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(uuid.UUID); ok {
+	switch value.(type) {
+	case uuid.UUID, *uuid.UUID: // pgx does not dereference a pointer to a driver.Valuer
 		switch format {
 		case pgtype.BinaryFormatCode:
 			return encodeUUIDBinary{}
@@ -42,6 +43,19 @@ func (c uuidCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any
 		}
 	}
 	return c.UUIDCodec.PlanEncode(m, oid, format, value)
+}
+
+// uuidOf is value's uuid.UUID, or false for a nil *uuid.UUID (NULL).
+func uuidOf(value any) (uuid.UUID, bool) {
+	switch v := value.(type) {
+	case uuid.UUID:
+		return v, true
+	case *uuid.UUID:
+		if v != nil {
+			return *v, true
+		}
+	}
+	return uuid.UUID{}, false
 }
 
 func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
@@ -59,14 +73,21 @@ func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any)
 type encodeUUIDBinary struct{}
 
 func (encodeUUIDBinary) Encode(value any, buf []byte) ([]byte, error) {
-	u := value.(uuid.UUID)
+	u, ok := uuidOf(value)
+	if !ok {
+		return nil, nil
+	}
 	return append(buf, u[:]...), nil
 }
 
 type encodeUUIDText struct{}
 
 func (encodeUUIDText) Encode(value any, buf []byte) ([]byte, error) {
-	return append(buf, value.(uuid.UUID).String()...), nil
+	u, ok := uuidOf(value)
+	if !ok {
+		return nil, nil
+	}
+	return append(buf, u.String()...), nil
 }
 
 type scanUUIDBinary struct{}

@@ -24,11 +24,22 @@ func TestUUIDCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := c.Conn().TypeMap().PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, a)
-	c.Release()
-	if name := fmt.Sprintf("%T", plan); strings.Contains(name, "DriverValuer") {
-		t.Errorf("uuid.UUID is encoded through database/sql (%s), not directly", name)
+	for _, v := range []any{a, &a, []*uuid.UUID{&a}} {
+		oid := uint32(pgtype.UUIDOID)
+		if _, ok := v.([]*uuid.UUID); ok {
+			oid = pgtype.UUIDArrayOID
+		}
+		var buf []byte
+		buf, err = c.Conn().TypeMap().Encode(oid, pgtype.BinaryFormatCode, v, buf)
+		if err != nil {
+			t.Fatalf("%T: %v", v, err)
+		}
+		plan := c.Conn().TypeMap().PlanEncode(oid, pgtype.BinaryFormatCode, v)
+		if name := fmt.Sprintf("%T", plan); strings.Contains(name, "DriverValuer") {
+			t.Errorf("%T is encoded through database/sql (%s), not directly", v, name)
+		}
 	}
+	c.Release()
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
 		t.Run(mode.String(), func(t *testing.T) {
 			var text string
