@@ -537,9 +537,9 @@ type notice struct {
 }
 
 // announce sends a's writes, reads page id back, and publishes its
-// page.updated, then a's page.notify events, in one round trip. The
-// page.updated goes to everyone notified, so it takes all the counter locks
-// in sorted order first; each page.notify then only relocks one of them, and
+// page.updated, then a's page.notify events: one round trip for a page sent
+// in this transaction (see fresh), two otherwise. The events are one
+// statement that locks each recipient's counter once, in user id order, so
 // two transactions about one page cannot deadlock on them. It returns the
 // page as announced.
 func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
