@@ -1,13 +1,17 @@
 package escalation_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/escalation"
+	"github.com/callroom/callroom/internal/apitest"
 )
 
 // stepJobs counts the escalation.step jobs River holds for (page, round, step).
@@ -69,4 +73,55 @@ func TestFirstStepFallsBackToTheQueue(t *testing.T) {
 		t.Error("the fallback was not logged")
 	}
 	h.expect(p, sent("Dr A", "in_app", 0, 0))
+}
+
+// Sending a page tells the sender and whoever the first step reached, in
+// the same transaction: page.updated (open) to both, page.notify with the
+// notification to the recipient. A page about no patient takes a shorter
+// path (its events are known without reading it back); both paths must
+// announce the same.
+func TestSendingAPageAnnouncesIt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for _, c := range []struct {
+		name    string
+		patient string
+	}{{"about a patient", "Patient/mrn-4471"}, {"about no patient", ""}} {
+		t.Run(c.name, func(t *testing.T) {
+			doc := h.user("Dr " + c.name)
+			svc := h.service("Cardiology "+c.name, 0, nil, step{60, []any{userT(doc)}})
+			body := map[string]any{"service_id": svc, "priority": "stat", "summary": "chest pain"}
+			if c.patient != "" {
+				body["patient_ref"] = c.patient
+			}
+			p := uuid.MustParse(h.nurse.Must(201, "POST", "/api/v1/pages", body)["id"].(string))
+			h.expect(p, sent(doc.User.Name, "in_app", 0, 0))
+			var notification string
+			if err := h.in.DB.Pool.QueryRow(context.Background(), `SELECT id::text FROM notifications WHERE page_id = $1`, p).
+				Scan(&notification); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range []struct {
+				who  *apitest.Client
+				want string
+			}{
+				{h.nurse, fmt.Sprintf(`page.updated {"status": "open", "page_id": %q, "priority": "stat"}`, p)},
+				{doc, fmt.Sprintf(`page.updated {"status": "open", "page_id": %q, "priority": "stat"}`+
+					`|page.notify {"page_id": %q, "priority": "stat", "notification_id": %q}`, p, p, notification)},
+			} {
+				rows, err := h.in.DB.Pool.Query(context.Background(), `SELECT type || ' ' || data::text FROM user_events
+					WHERE user_id = $1 AND data->>'page_id' = $2 ORDER BY seq`, w.who.User.ID, p.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Join(got, "|") != w.want {
+					t.Errorf("%s's events about the page:\n%s\nwant\n%s", w.who.User.Name, strings.Join(got, "|"), w.want)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package escalation
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,6 +44,18 @@ func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notif
 	return pgx.CollectRows(rows, pgx.RowToStructByName[Notification])
 }
 
+// insertNotification adds a notification for (page, round, step), unless
+// that step already has it; insertNotified also puts a sent one on the
+// page's timeline as notified, in the same statement.
+const (
+	insertNotificationRow = `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`
+	insertNotification = insertNotificationRow + ` RETURNING id`
+	insertNotified     = `WITH n AS (` + insertNotificationRow + ` RETURNING id), t AS (
+		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel) SELECT $1, 'notified', $2, n.id, $4 FROM n)
+		SELECT id FROM n`
+)
+
 // notifyUsers plans and queues notifications to users for (round, step):
 // one row and one delivery job per contact method, due after the rule's
 // delay. A second call for the same step and contact method does nothing,
@@ -52,12 +65,9 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 	if err != nil {
 		return 0, err
 	}
-	// A notification's row refers to its page's, which may be queued.
-	if err := a.writes.Flush(ctx, tx); err != nil {
-		return 0, err
-	}
 	var jobs []river.InsertManyParams
 	sent := 0
+	flushed := false
 	for _, pl := range plan {
 		due := now.Add(pl.Delay)
 		// An in-app notification due now is sent here: publishing page.notify
@@ -71,17 +81,32 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			status = "sent"
 		}
 		var id uuid.UUID
-		err := tx.QueryRow(ctx, `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id`,
-			p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status).Scan(&id)
-		if err == pgx.ErrNoRows {
+		insert := insertNotification
+		if inApp {
+			insert = insertNotified
+		}
+		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status}
+		var err error
+		if !flushed {
+			// A notification's row refers to its page's, which may be
+			// queued: the queued writes go first, in the same round trip.
+			flushed = true
+			err = a.writes.FlushQuery(ctx, tx, func(rows pgx.Rows) error {
+				var err error
+				id, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[uuid.UUID])
+				return err
+			}, insert, args...)
+		} else {
+			err = tx.QueryRow(ctx, insert, args...).Scan(&id)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
 			continue // already queued for this step
 		}
 		if err != nil {
 			return 0, err
 		}
+		a.reached = append(a.reached, pl.UserID)
 		if inApp {
-			a.timeline(p.ID, TimelineEntry{Kind: "notified", UserID: &pl.UserID, NotificationID: &id, Channel: &pl.Channel})
 			a.notices = append(a.notices, notice{UserID: pl.UserID, NotificationID: id})
 			sent++
 			continue
@@ -89,6 +114,11 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
 			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts(),
 		}})
+	}
+	if !flushed { // nobody to notify: what is queued still goes before the jobs and the thread
+		if err := a.writes.Flush(ctx, tx); err != nil {
+			return 0, err
+		}
 	}
 	if len(jobs) > 0 {
 		if _, err := worker.InsertManyTxLater(ctx, s.river, tx, &a.writes, jobs); err != nil {

@@ -309,18 +309,26 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		if inline {
 			firstStep = 0
 		}
-		// The page, its first timeline entry and its audit event go in one
-		// round trip with the first step's writes (announcement.writes),
-		// flushed before anything needs the page's row.
-		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		// The page, its audit event and its first timeline entry go in one
+		// round trip with the first step's writes (announcement.writes) and
+		// its first notification, flushed before anything needs the page's
+		// row.
+		// next_job_id and next_step_at are filled in by the first step's
+		// advance while this insert is still queued (announcement.newPage).
+		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
-			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep)
-		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
+			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
+		a.newPage, a.newPageID = a.writes.Last(), id
+		if in.PatientRef == "" {
+			a.fresh = &Page{ID: id, Priority: in.Priority, Status: Open, CreatedBy: nullUser(by.UserID)}
+		}
 		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
 			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
 			return err
 		}
+		// Queued last, so the first step's timeline entries join its insert.
+		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
 		// Filed before the first step, which adds whoever it reaches to
 		// the patient's thread.
 		if s.FilePage != nil && in.PatientRef != "" {
@@ -419,6 +427,14 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID 
 	if err != nil {
 		return err
 	}
+	// A page sent in this transaction whose insert is still queued gets its
+	// step and job in that insert: no update of the row just written (the
+	// first step of most pages).
+	if a.newPage != nil && a.newPageID == pageID && round == 0 && a.writes.Queued(a.newPage) {
+		args := a.newPage.Arguments
+		args[11], args[12], args[13] = step, res.Job.ID, next
+		return nil
+	}
 	a.writes.Exec(`UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
 		pageID, step, round, res.Job.ID, next)
 	return nil
@@ -493,10 +509,25 @@ type announcement struct {
 	// announce, except that a notification's row needs its page's, so
 	// planning notifications flushes them first.
 	writes pg.Writes
+	// newPage is the queued insert of page newPageID, sent in this
+	// transaction; while it is queued, advance writes the first step into
+	// it instead of updating the row afterwards.
+	newPage   *pgx.QueuedQuery
+	newPageID uuid.UUID
+	// fresh is the page sent in this transaction while its events need no
+	// read (announce): it is about no patient and still open.
+	fresh *Page
+	// reached are the people this transaction's notifications went to.
+	reached []uuid.UUID
 }
 
-// timeline queues e on page's timeline.
+// timeline queues e on page's timeline. Entries queued one after another
+// are one insert (timelineRows): a step's entries cost one statement.
 func (a *announcement) timeline(pageID uuid.UUID, e TimelineEntry) {
+	if q := a.writes.Last(); q != nil && (q.SQL == timelineSQL || q.SQL == timelineRowsSQL) {
+		addTimelineRow(q, pageID, e)
+		return
+	}
 	a.writes.Exec(timelineSQL, timelineArgs(pageID, e)...)
 }
 
@@ -506,12 +537,26 @@ type notice struct {
 }
 
 // announce sends a's writes, reads page id back, and publishes its
-// page.updated, then a's page.notify events, in one round trip. The
-// page.updated goes to everyone notified, so it takes all the counter locks
-// in sorted order first; each page.notify then only relocks one of them, and
+// page.updated, then a's page.notify events: one round trip for a page sent
+// in this transaction (see fresh), two otherwise. The events are one
+// statement that locks each recipient's counter once, in user id order, so
 // two transactions about one page cannot deadlock on them. It returns the
 // page as announced.
 func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
+	if f := a.fresh; f != nil && f.ID == id {
+		// Everyone the page reached was notified in this transaction, and
+		// it is still open and about no patient: its events are known
+		// without reading it back, and go in the read's round trip.
+		pub, err := s.pageUpdated(ctx, tx, *f, a.reached)
+		if err != nil {
+			return Page{}, err
+		}
+		if err := events.QueueAll(&a.writes, a.publications(pub, f)); err != nil {
+			return Page{}, err
+		}
+		p, _, err := readPageNotified(ctx, tx, &a.writes, id)
+		return p, err
+	}
 	p, notified, err := readPageNotified(ctx, tx, &a.writes, id)
 	if err != nil {
 		return Page{}, err
@@ -520,12 +565,17 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 	if err != nil {
 		return Page{}, err
 	}
-	pubs := []events.Publication{pub}
+	return p, events.PublishAll(ctx, tx, a.publications(pub, &p))
+}
+
+// publications are updated (p's page.updated), then a's page.notify events.
+func (a *announcement) publications(updated events.Publication, p *Page) []events.Publication {
+	pubs := []events.Publication{updated}
 	for _, n := range a.notices {
 		pubs = append(pubs, events.Publication{UserIDs: []uuid.UUID{n.UserID}, Type: "page.notify",
 			Data: map[string]any{"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}})
 	}
-	return p, events.PublishAll(ctx, tx, pubs)
+	return pubs
 }
 
 // Filter narrows List.

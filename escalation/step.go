@@ -116,11 +116,14 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 			step, due = step+1, now
 			continue
 		}
-		if _, err := s.notifyUsers(ctx, tx, p, a, round, step, users, now); err != nil {
+		// advance first: a new page's queued insert takes the step's job
+		// before notifying flushes it.
+		next := now.Add(time.Duration(policy.Steps[step].DelaySeconds) * time.Second)
+		if err := s.advance(ctx, tx, a, p.ID, round, step, next); err != nil {
 			return err
 		}
-		next := now.Add(time.Duration(policy.Steps[step].DelaySeconds) * time.Second)
-		return s.advance(ctx, tx, a, p.ID, round, step, next)
+		_, err = s.notifyUsers(ctx, tx, p, a, round, step, users, now)
+		return err
 	}
 	return fmt.Errorf("page %s: escalation did not settle", p.ID)
 }
@@ -131,10 +134,11 @@ func (s *Store) fireStep(ctx context.Context, tx pgx.Tx, p Page, policy Policy, 
 func (s *Store) fireDirect(ctx context.Context, tx pgx.Tx, p Page, a *announcement, step int, due, now time.Time) error {
 	if step == 0 {
 		a.timeline(p.ID, TimelineEntry{Kind: "step", Round: ptr(0), Step: ptr(0), DueAt: ptr(due)})
-		if _, err := s.notifyUsers(ctx, tx, p, a, 0, stepDirect, []uuid.UUID{*p.UserID}, now); err != nil {
+		if err := s.advance(ctx, tx, a, p.ID, 0, 0, now.Add(DirectPageTimeout)); err != nil { // first: see fireStep
 			return err
 		}
-		return s.advance(ctx, tx, a, p.ID, 0, 0, now.Add(DirectPageTimeout))
+		_, err := s.notifyUsers(ctx, tx, p, a, 0, stepDirect, []uuid.UUID{*p.UserID}, now)
+		return err
 	}
 	return s.unanswered(ctx, tx, p, a, 0, nil, now)
 }
@@ -224,6 +228,7 @@ func (s *Store) alarmFallback(ctx context.Context, tx pgx.Tx, p Page, a *announc
 // unanswered ends the escalation: nobody acknowledged through every step and
 // repeat. The page stays acknowledgeable.
 func (s *Store) unanswered(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round int, fb *Target, now time.Time) error {
+	a.fresh = nil // no longer open: announce reads it back
 	a.writes.Exec(`UPDATE pages SET status = 'unanswered', round = $2, next_job_id = NULL, next_step_at = NULL, updated_at = now()
 		WHERE id = $1`, p.ID, round)
 	a.timeline(p.ID, TimelineEntry{Kind: "unanswered", Round: ptr(round)})

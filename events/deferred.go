@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -22,9 +21,8 @@ import (
 // after deadlock_timeout, a second). Flush locks each recipient once, in the
 // same sorted order as Publish, whatever the number of events.
 type Deferred struct {
-	users []uuid.UUID
-	types []string
-	data  []json.RawMessage
+	users       []uuid.UUID
+	types, data []string
 }
 
 type deferredKey struct{}
@@ -48,7 +46,7 @@ func (d *Deferred) add(ids []uuid.UUID, typ string, data []byte) {
 	for _, id := range ids {
 		d.users = append(d.users, id)
 		d.types = append(d.types, typ)
-		d.data = append(d.data, data)
+		d.data = append(d.data, string(data))
 	}
 }
 
@@ -61,28 +59,8 @@ func (d *Deferred) Truncate(n int) {
 	d.users, d.types, d.data = d.users[:n], d.types[:n], d.data[:n]
 }
 
-// flushSQL is publishSQL for many events: each recipient's counter is bumped
-// once by its number of events, recipients in sorted order (uuid order is
-// byte order in PostgreSQL as in prepare), and each recipient's events take
-// consecutive numbers in the order they were queued.
-const flushSQL = `WITH ev AS (
-	SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS e (user_id, type, data, ord)
-), per AS (
-	SELECT user_id, count(*) AS n FROM ev GROUP BY user_id
-), c AS (
-	INSERT INTO user_event_counters AS c (user_id, seq)
-	SELECT user_id, n FROM per ORDER BY user_id
-	ON CONFLICT (user_id) DO UPDATE SET seq = c.seq + excluded.seq
-	RETURNING c.user_id, c.seq
-), e AS (
-	INSERT INTO user_events (user_id, seq, type, data)
-	SELECT ev.user_id, c.seq - per.n + row_number() OVER (PARTITION BY ev.user_id ORDER BY ev.ord), ev.type, ev.data
-	FROM ev JOIN per USING (user_id) JOIN c USING (user_id)
-	RETURNING user_id, seq
-)
-SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e`
-
-// Flush writes every queued event in one statement and empties d.
+// Flush writes every queued event in one statement (PublishAll's, which
+// bumps each recipient's counter once, in sorted order) and empties d.
 func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
 	n := len(d.users)
 	if n == 0 {
@@ -90,7 +68,7 @@ func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
 	}
 	users, types, data := d.users, d.types, d.data
 	d.users, d.types, d.data = nil, nil, nil
-	tag, err := q.Exec(ctx, flushSQL, users, types, data)
+	tag, err := q.Exec(ctx, publishAllSQL, users, types, data)
 	if err != nil {
 		return fmt.Errorf("publish %d deferred events: %w", n, err)
 	}

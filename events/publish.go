@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/callroom/callroom/internal/pg"
 )
@@ -89,77 +91,110 @@ type Publication struct {
 	Data    any
 }
 
-// PublishAll is Publish for several events, in the order given, in one round
-// trip (a transaction announcing a page change and the notifications it sent
-// publishes two or more). Their recipients' counters are locked in that
-// order, so publications that share recipients must be ordered the same way
-// everywhere; list the one with the most recipients first.
+// PublishAll is Publish for several events, in the order given, in one
+// statement (a transaction announcing a page change and the notifications it
+// sent publishes two or more). A user who gets several of them has their
+// counter raised once, by that many, and their events numbered in the order
+// given; counters are locked in user id order, as Publish locks them, so
+// publishers with overlapping recipients cannot deadlock each other.
 //
 // Under a context from Defer, the events are checked now and queued; they
 // are written by the Deferred's Flush.
 func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
+	st, err := publication(ps)
+	if err != nil || st.n == 0 {
+		return err
+	}
 	if d := deferredFrom(ctx); d != nil {
-		type checked struct {
-			ids  []uuid.UUID
-			typ  string
-			data []byte
-		}
-		var cs []checked
-		for _, p := range ps {
-			ids, b, err := prepare(p.UserIDs, p.Type, p.Data)
-			if err != nil {
-				return err
-			}
-			cs = append(cs, checked{ids, p.Type, b})
-		}
-		for _, c := range cs {
-			d.add(c.ids, c.typ, c.data)
-		}
+		d.users = append(d.users, st.users...)
+		d.types = append(d.types, st.types...)
+		d.data = append(d.data, st.data...)
 		return nil
 	}
-	var batch pgx.Batch
-	type queued struct {
-		typ string
-		n   int
+	tag, err := tx.Exec(ctx, st.sql, st.args...)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", st.kinds, err)
 	}
-	var qs []queued
+	return checkWritten(st.kinds, tag.RowsAffected(), st.n)
+}
+
+// QueueAll is PublishAll queued in w, to be sent with the caller's other
+// writes (pg.Writes): the publication then costs no round trip of its own.
+// It locks the recipients' counters when w is flushed, so flush it last,
+// just before commit.
+func QueueAll(w *pg.Writes, ps []Publication) error {
+	st, err := publication(ps)
+	if err != nil || st.n == 0 {
+		return err
+	}
+	w.ExecCheck(func(tag pgconn.CommandTag) error { return checkWritten(st.kinds, tag.RowsAffected(), st.n) }, st.sql, st.args...)
+	return nil
+}
+
+// statement is the SQL that publishes some events, n rows in all.
+type statement struct {
+	sql   string
+	args  []any
+	n     int
+	kinds string // the events' types, for errors
+	// The events one per recipient, as publishAllSQL takes them.
+	users       []uuid.UUID
+	types, data []string
+}
+
+// publication checks ps and returns the statement that publishes them:
+// Publish's when one publication has recipients (it needs no grouping),
+// publishAllSQL for more.
+func publication(ps []Publication) (statement, error) {
+	var users []uuid.UUID
+	var types, data []string
+	var kinds []string
+	var one []any // publishSQL's arguments, for the last publication with recipients
 	for _, p := range ps {
 		ids, b, err := prepare(p.UserIDs, p.Type, p.Data)
 		if err != nil {
-			return err
+			return statement{}, err
 		}
-		if len(ids) == 0 {
-			continue
+		for _, id := range ids {
+			users = append(users, id)
+			types = append(types, p.Type)
+			data = append(data, string(b))
 		}
-		batch.Queue(publishSQL, ids, p.Type, json.RawMessage(b))
-		qs = append(qs, queued{p.Type, len(ids)})
-	}
-	if len(qs) == 0 {
-		return nil
-	}
-	if len(qs) == 1 {
-		// One statement needs no batch (a batch adds a Sync).
-		q := batch.QueuedQueries[0]
-		tag, err := tx.Exec(ctx, q.SQL, q.Arguments...)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", qs[0].typ, err)
-		}
-		return checkWritten(qs[0].typ, tag.RowsAffected(), qs[0].n)
-	}
-	br := tx.SendBatch(ctx, &batch)
-	for _, q := range qs {
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
-			return fmt.Errorf("publish %s: %w", q.typ, err)
-		}
-		if err := checkWritten(q.typ, tag.RowsAffected(), q.n); err != nil {
-			br.Close()
-			return err
+		if len(ids) > 0 {
+			kinds = append(kinds, p.Type)
+			one = []any{ids, p.Type, json.RawMessage(b)}
 		}
 	}
-	return br.Close()
+	st := statement{sql: publishAllSQL, args: []any{users, types, data}, n: len(users), kinds: strings.Join(kinds, ", "),
+		users: users, types: types, data: data}
+	if len(kinds) == 1 {
+		st.sql, st.args = publishSQL, one
+	}
+	return st, nil
 }
+
+// publishAllSQL is publishSQL for several events, given as parallel arrays
+// of (user, type, data) in publication order. Each user's counter goes up
+// by their number of events in one upsert (an upsert cannot touch a row
+// twice), in user id order; their events take the new numbers in order.
+// The NOTIFYs are sent in (user, seq) order: volatile functions in the
+// target list run after the sort.
+const publishAllSQL = `WITH ev AS (
+	SELECT u.user_id, u.type, u.data, u.ord
+	FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS u (user_id, type, data, ord)
+), n AS (
+	INSERT INTO user_event_counters AS c (user_id, seq)
+	SELECT user_id, count(*) FROM ev GROUP BY user_id ORDER BY user_id
+	ON CONFLICT (user_id) DO UPDATE SET seq = c.seq + EXCLUDED.seq
+	RETURNING c.user_id, c.seq
+), e AS (
+	INSERT INTO user_events (user_id, seq, type, data)
+	SELECT ev.user_id, n.seq - count(*) OVER w + row_number() OVER w, ev.type, ev.data::jsonb
+	FROM ev JOIN n ON n.user_id = ev.user_id
+	WINDOW w AS (PARTITION BY ev.user_id ORDER BY ev.ord ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+	RETURNING user_id, seq
+)
+SELECT pg_notify('` + Channel + `', e.user_id::text || ':' || e.seq) FROM e ORDER BY e.user_id, e.seq`
 
 // prepare checks an event and returns its recipients sorted without
 // repeats (the lock order) and its data as JSON.

@@ -37,7 +37,18 @@ func TestPublishAll(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uuid.UUID]string{a: "1:page.updated", b: "1:page.updated 2:page.notify", c: "1:page.updated 2:page.notify"}
+	// A second transaction continues each stream where it stopped.
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		return PublishAll(ctx, tx, []Publication{
+			{UserIDs: []uuid.UUID{b, c}, Type: "page.updated", Data: map[string]string{"page_id": "p2"}},
+			{UserIDs: []uuid.UUID{b}, Type: "page.notify", Data: map[string]string{"page_id": "p2"}},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID]string{a: "1:page.updated", b: "1:page.updated 2:page.notify 3:page.updated 4:page.notify",
+		c: "1:page.updated 2:page.notify 3:page.updated"}
 	for u, w := range want {
 		evs, err := Since(ctx, db.Pool, u, 0, 10)
 		if err != nil {
@@ -52,6 +63,9 @@ func TestPublishAll(t *testing.T) {
 		}
 		if got != w {
 			t.Errorf("user %s's stream: %q, want %q", u, got, w)
+		}
+		if u == b && len(evs) == 4 && string(evs[3].Data) != `{"page_id": "p2"}` {
+			t.Errorf("b's 4th event's data: %s, want the second transaction's", evs[3].Data)
 		}
 	}
 

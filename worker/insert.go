@@ -68,10 +68,16 @@ func InsertManyTxLater(ctx context.Context, c *Client, tx pgx.Tx, w *pg.Writes, 
 		}
 	}
 	if len(scheduled) > 0 {
-		const available = `UPDATE river_job SET state = 'available' WHERE id = ANY ($1) AND state = 'scheduled'`
+		// One job (the usual case) by id = $1: PostgreSQL planned the
+		// = ANY ($1) form afresh on every execution (a custom plan each
+		// time, pg_stat_statements: ~90 µs of planning per page sent).
+		available, arg := `UPDATE river_job SET state = 'available' WHERE id = $1 AND state = 'scheduled'`, any(scheduled[0])
+		if len(scheduled) > 1 {
+			available, arg = `UPDATE river_job SET state = 'available' WHERE id = ANY ($1) AND state = 'scheduled'`, scheduled
+		}
 		if w != nil {
-			w.Exec(available, scheduled)
-		} else if _, err := tx.Exec(ctx, available, scheduled); err != nil {
+			w.Exec(available, arg)
+		} else if _, err := tx.Exec(ctx, available, arg); err != nil {
 			return nil, err
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
 	"github.com/callroom/callroom/keys"
@@ -90,6 +91,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	cfg.MaxConns = o.PoolSize
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	cfg.ConnConfig.RuntimeParams["application_name"] = "callroom"
+	pg.Configure(cfg)
 	in := &Instance{TB: tb, DB: db}
 	if o.TraceSQL {
 		in.SQL = newSQLStats()

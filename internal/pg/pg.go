@@ -48,6 +48,7 @@ func Open(ctx context.Context, url string, opt Options) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "callroom"
 	}
+	Configure(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -59,6 +60,22 @@ func Open(ctx context.Context, url string, opt Options) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return pool, nil
+}
+
+// Configure sets up what every connection of a pool built from cfg needs
+// (Open calls it; a caller building its own pool config calls it too): the
+// direct uuid.UUID codec (registerUUID).
+func Configure(cfg *pgxpool.Config) {
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if err := registerUUID(ctx, conn); err != nil {
+			return err
+		}
+		if after != nil {
+			return after(ctx, conn)
+		}
+		return nil
+	}
 }
 
 // Beginner starts transactions; *pgxpool.Pool and *pgx.Conn are Beginners.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Writes holds statements a transaction must run but whose results nobody
@@ -26,6 +27,33 @@ type Writes struct {
 
 // Exec queues sql with args.
 func (w *Writes) Exec(sql string, args ...any) { w.b.Queue(sql, args...) }
+
+// ExecCheck queues sql with args, and check to run on its command tag when
+// it has run (an error from check is the flush's).
+func (w *Writes) ExecCheck(check func(pgconn.CommandTag) error, sql string, args ...any) {
+	w.b.Queue(sql, args...).Exec(check)
+}
+
+// Last is the statement queued last, or nil: a caller may widen it (more
+// rows for the same insert) instead of queueing another statement, which
+// costs PostgreSQL a whole executor start, constraint set-up and end.
+func (w *Writes) Last() *pgx.QueuedQuery {
+	if n := len(w.b.QueuedQueries); n > 0 {
+		return w.b.QueuedQueries[n-1]
+	}
+	return nil
+}
+
+// Queued reports whether q is still queued (not yet flushed): only then may
+// a caller change it.
+func (w *Writes) Queued(q *pgx.QueuedQuery) bool {
+	for _, qq := range w.b.QueuedQueries {
+		if qq == q {
+			return true
+		}
+	}
+	return false
+}
 
 // Len is how many statements are queued.
 func (w *Writes) Len() int { return w.b.Len() }
@@ -53,8 +81,14 @@ func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) 
 	n := b.Len()
 	b.Queue(sql, args...)
 	br := q.SendBatch(ctx, &b)
-	for range n {
-		if _, err := br.Exec(); err != nil {
+	for i := range n {
+		var err error
+		if f := b.QueuedQueries[i].Fn; f != nil { // ExecCheck's
+			err = f(br)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			br.Close()
 			return err
 		}
