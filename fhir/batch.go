@@ -194,11 +194,12 @@ func retryBackoff(failures int) time.Duration {
 
 // retryLater releases notifications that failed to apply until their
 // backoff has passed, so that other batches leave them alone, and queues a
-// job for then, all in tx; those that failed MaxFailures times are given up.
-// Errors are stored as outcomes, never logged: they may name a patient.
-func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed map[uuid.UUID]error) error {
+// job for then, all in tx; those that failed MaxFailures times are given up
+// (returned). Errors are stored as outcomes, never logged: they may name a
+// patient.
+func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed map[uuid.UUID]error) (gaveUp []uuid.UUID, err error) {
 	if len(failed) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]uuid.UUID, 0, len(failed))
 	reasons := make([]string, 0, len(failed))
@@ -217,11 +218,10 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed 
 		WHERE n.id = f.id AND n.processed_at IS NULL
 		RETURNING n.id, n.failures, n.processed_at IS NOT NULL`, ids, reasons, MaxFailures)
 	var retry []river.InsertManyParams
-	var gaveUp []uuid.UUID
 	var id uuid.UUID
 	var failures int
 	var done bool
-	_, err := pgx.ForEachRow(rows, []any{&id, &failures, &done}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &failures, &done}, func() error {
 		if done {
 			gaveUp = append(gaveUp, id)
 			return nil
@@ -232,16 +232,16 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed 
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, id := range gaveUp {
 		s.log.Warn("fhir notification given up after repeated failures; see its outcome", "notification", id, "failures", MaxFailures)
 	}
 	if len(retry) == 0 {
-		return nil
+		return gaveUp, nil
 	}
 	_, err = worker.InsertManyTxLater(ctx, s.river, tx, w, retry)
-	return err
+	return gaveUp, err
 }
 
 // prepared is a notification ready to write: its resources decoded and
@@ -296,6 +296,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		ids[i] = p.id
 	}
 	dctx, published := events.Defer(ctx)
+	var gaveUp []uuid.UUID
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var mine []uuid.UUID
 		if len(ids) > 0 {
@@ -335,7 +336,8 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, outcome)
 			res.done[p.id] = true
 		}
-		if err := s.retryLater(ctx, tx, &writes, res.failed); err != nil {
+		var err error
+		if gaveUp, err = s.retryLater(ctx, tx, &writes, res.failed); err != nil {
 			return err
 		}
 		if err := writes.Flush(ctx, tx); err != nil {
@@ -343,6 +345,17 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		}
 		return published.Flush(ctx, tx)
 	})
+	if err == nil {
+		for range res.done {
+			s.observe().FHIR("processing", "applied")
+		}
+		for range res.failed {
+			s.observe().FHIR("processing", "failed")
+		}
+		for range gaveUp {
+			s.observe().FHIR("processing", "given_up")
+		}
+	}
 	if err != nil {
 		// Let the notifications' own jobs retry them now rather than when
 		// the claims lapse (best effort: they lapse anyway).

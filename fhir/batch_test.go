@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/callroom/callroom/fhir"
+	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -95,6 +97,7 @@ func TestBurstIsProcessedInBatches(t *testing.T) {
 			poison = id
 		}
 	}
+	metric(t, e.in.MetricsURL, "callroom_fhir_notifications_waiting", `subscription="enc"`, n)
 	if err := e.in.Server.River.QueueResume(ctx, worker.QueueFHIR, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +130,21 @@ func TestBurstIsProcessedInBatches(t *testing.T) {
 	})
 	if id, _, members := e.threadOf("Patient/poison", "Encounter/burst-20"); id == uuid.Nil || !sameMembers(members, doc.User.ID) {
 		t.Errorf("the poisoned patient's thread: %s with %v", id, members)
+	}
+	metric(t, e.in.MetricsURL, "callroom_fhir_operations_total", `operation="notification",outcome="accepted"`, n)
+	metric(t, e.in.MetricsURL, "callroom_fhir_operations_total", `operation="processing",outcome="applied"`, n)
+	if v, _ := apitest.Sample(apitest.Scrape(t, e.in.MetricsURL), "callroom_fhir_operations_total", `operation="processing",outcome="failed"`); v == "" || v == "0" {
+		t.Errorf("failed attempts counted: %q", v)
+	}
+}
+
+// metric checks the value of a series (name, then labels it contains) at
+// the instance's /metrics.
+func metric(t *testing.T, url, name, labels string, want float64) {
+	t.Helper()
+	v, ok := apitest.Sample(apitest.Scrape(t, url), name, labels)
+	if got, err := strconv.ParseFloat(v, 64); !ok || err != nil || got != want {
+		t.Errorf("%s{%s} = %q, want %v", name, labels, v, want)
 	}
 }
 

@@ -33,6 +33,9 @@ type Store struct {
 	// RetryBase is a write-back's first retry delay, doubled each attempt
 	// up to 30 minutes (default 5 s; tests shorten it before serving).
 	RetryBase time.Duration
+	// Observe, when set before serving, counts notifications received and
+	// processed and write-backs sent (package metrics).
+	Observe Observer
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).

@@ -148,6 +148,7 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[WriteBackArgs
 			msg = msg[:500]
 		}
 		s.db.Exec(ctx, `UPDATE fhir_writebacks SET last_error = $2 WHERE id = $1`, wb.ID, msg) //nolint:errcheck
+		s.observe().FHIR("write_back", "failed")
 		var se *ServerError
 		if errors.As(err, &se) && !se.Temporary() {
 			// The EHR refused what we sent: retrying sends the same.
@@ -161,6 +162,9 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[WriteBackArgs
 		ref = "Communication/" + id
 	}
 	_, err = s.db.Exec(ctx, `UPDATE fhir_writebacks SET sent_at = now(), fhir_ref = $2, last_error = NULL WHERE id = $1`, wb.ID, ref)
+	if err == nil {
+		s.observe().FHIR("write_back", "ok")
+	}
 	return err
 }
 

@@ -59,13 +59,20 @@ func (s *Server) fhirHook(w http.ResponseWriter, r *http.Request) {
 	})
 	var rej *fhir.Rejection
 	if errors.As(err, &rej) {
+		s.Metrics.FHIR("notification", "rejected")
 		writeOutcome(w, rej.Status, rej.Code, rej.Diagnostics)
 		return
 	}
 	if err != nil {
+		s.Metrics.FHIR("notification", "error")
 		s.Log.Error("fhir notification", "err", err.Error())
 		writeOutcome(w, http.StatusServiceUnavailable, "transient", "the notification could not be recorded; send it again")
 		return
+	}
+	if ans.Duplicate {
+		s.Metrics.FHIR("notification", "duplicate")
+	} else {
+		s.Metrics.FHIR("notification", "accepted")
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	w.WriteHeader(http.StatusOK)

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"bufio"
 	"context"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -13,38 +12,10 @@ import (
 	"github.com/callroom/callroom/internal/apitest"
 )
 
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return string(b)
-}
-
-// sample returns the value of the first series of name whose labels contain
-// every one of labels, and whether there is one.
-func sample(text, name string, labels ...string) (string, bool) {
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
-		}
-		if ok {
-			return line[strings.LastIndexByte(line, ' ')+1:], true
-		}
-	}
-	return "", false
-}
+var (
+	scrape = apitest.Scrape
+	sample = apitest.Sample
+)
 
 var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 

@@ -176,6 +176,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.FHIR.Endpoint = cfg.PublicURL
 		}
 		s.FHIR = fhir.NewStore(cfg.Pool, *cfg.FHIR, s.Inbox, s.Keys, cfg.Log.With("component", "fhir"))
+		s.FHIR.Observe = s.Metrics
+		s.Metrics.WatchFHIR(cfg.Pool)
 		river.AddWorker(workers, &fhir.ProcessWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.WriteBackWorker{Store: s.FHIR, Pages: s.Pages})
 		river.AddWorker(workers, &fhir.TickWorker{Store: s.FHIR})
