@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,107 +25,25 @@ import (
 	"github.com/callroom/callroom/worker"
 )
 
-// serveProc is a running 'callroom serve'.
-type serveProc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-// startServe runs the binary on db, logging to logPath, and waits until it
-// answers /readyz.
-func startServe(t *testing.T, bin, dbURL, logPath string) *serveProc {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "serve")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "CALLROOM_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "DATABASE_URL="+dbURL, "CALLROOM_HTTP_ADDR="+addr, "CALLROOM_LOG_LEVEL=info",
-		"CALLROOM_MASTER_KEY="+apitest.TestMasterKey)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serveProc{cmd: cmd, addr: addr, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }() //nolint:errcheck
-	t.Cleanup(func() { p.stop() })
-	eventually(t, "callroom serve is ready", func() (bool, string) {
-		select {
-		case <-p.done:
-			t.Fatalf("callroom serve exited: %s", tail(logPath))
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
-	return p
-}
-
-// kill is kill -9: no drain, no deferred cleanup, open transactions lost.
-func (p *serveProc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
-	<-p.done
-}
-
-// stop asks the process to shut down and waits for it.
-func (p *serveProc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.kill()
-	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // quietKill kill -9s p at a moment when no escalation step is in flight
 // and no delivery of a still-queued notification is: it freezes the process
 // (SIGSTOP), looks at the database, and kills it frozen, or lets it run a
 // few milliseconds more. Pending steps are what it leaves behind. (A job in
 // flight at a crash stays 'running' until River's rescuer, over an hour
 // later; see TestCrashInFlight.)
-func quietKill(t *testing.T, p *serveProc, db *pgtest.DB) {
+func quietKill(t *testing.T, p *apitest.Process, db *pgtest.DB) {
 	t.Helper()
 	eventually(t, "a moment with no step in flight", func() (bool, string) {
-		p.cmd.Process.Signal(syscall.SIGSTOP) //nolint:errcheck
+		p.Cmd.Process.Signal(syscall.SIGSTOP) //nolint:errcheck
 		var n int
 		err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job j WHERE j.state = 'running'
 			AND (j.kind = 'escalation.step' OR (j.kind = 'escalation.deliver' AND EXISTS (
 				SELECT 1 FROM notifications n WHERE n.id = (j.args->>'notification_id')::uuid AND n.status = 'queued')))`).Scan(&n)
 		if err == nil && n == 0 {
-			p.kill()
+			p.Kill()
 			return true, ""
 		}
-		p.cmd.Process.Signal(syscall.SIGCONT) //nolint:errcheck
+		p.Cmd.Process.Signal(syscall.SIGCONT) //nolint:errcheck
 		time.Sleep(5 * time.Millisecond)
 		return false, fmt.Sprintf("%d in flight (%v)", n, err)
 	})
@@ -162,15 +77,8 @@ func TestCrashInFlight(t *testing.T) {
 
 func crashTest(t *testing.T, firstDelay int, quiet bool) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	bin := apitest.Binary(t)
 	db := pgtest.NewWithPoolSize(t, 12)
-	logPath := filepath.Join(dir, "serve.log")
-	defer func() {
-		if t.Failed() {
-			t.Logf("callroom serve log:\n%s", tail(logPath))
-		}
-	}()
+	logPath := filepath.Join(t.TempDir(), "serve.log")
 
 	// The pages are written straight into the database, as another instance
 	// would: the store with an insert-only River client.
@@ -244,7 +152,7 @@ func crashTest(t *testing.T, firstDelay int, quiet bool) {
 		}
 		return n
 	}
-	first := startServe(t, bin, db.URL, logPath)
+	first := apitest.Serve(t, db.URL, logPath, "CALLROOM_LOG_LEVEL=info")
 	if quiet {
 		// Every first step fired and its notification went out; the second
 		// steps are pending.
@@ -259,7 +167,7 @@ func crashTest(t *testing.T, firstDelay int, quiet bool) {
 			n := count(`SELECT count(*) FROM page_events WHERE kind = 'step' AND step = 1`)
 			return n > 0, "none yet"
 		})
-		first.kill()
+		first.Kill()
 	}
 	pending := count(`SELECT count(*) FROM pages WHERE step = 0`)
 	inFlight := count(`SELECT count(*) FROM river_job WHERE kind LIKE 'escalation.%' AND state = 'running'`)
@@ -271,13 +179,13 @@ func crashTest(t *testing.T, firstDelay int, quiet bool) {
 		n := count(`SELECT count(*) FROM pages WHERE step = 0 AND next_step_at < now()`)
 		return n > 0 || pending == 0, "none due yet"
 	})
-	second := startServe(t, bin, db.URL, logPath)
+	second := apitest.Serve(t, db.URL, logPath, "CALLROOM_LOG_LEVEL=info")
 	eventually(t, "every second step fired and notified after the restart", func() (bool, string) {
 		fired := count(`SELECT count(*) FROM page_events WHERE kind = 'step' AND step = 1`)
 		sent := count(`SELECT count(*) FROM notifications WHERE step = 1 AND status = 'sent'`)
 		return fired >= pages && sent >= pages, fmt.Sprintf("%d fired, %d sent", fired, sent)
 	})
-	second.stop()
+	second.Stop()
 
 	rows, _ := db.Pool.Query(ctx, `SELECT page_id::text || ' step ' || step || ' fired ' || count(*) || ' times'
 		FROM page_events WHERE kind = 'step' GROUP BY page_id, round, step HAVING count(*) <> 1

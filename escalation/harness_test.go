@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -393,16 +392,7 @@ func rawPost(c *apitest.Client, path, body string) (int, error) {
 // --- a real SMTP relay ---
 
 // closedAddr is a loopback address nothing listens on: a relay that is down.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+var closedAddr = apitest.FreeAddr
 
 // --- a real webhook receiver ---
 

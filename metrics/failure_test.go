@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +14,7 @@ import (
 // (counted per channel and status).
 func TestMetricsFailures(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := apitest.FreeAddr(t) // a relay that is down
 	in := apitest.Start(t, apitest.Options{SMTPRelay: closed, Setup: func(s *server.Server) {
 		s.Pages.DeliverAttempts = 2
 		s.Pages.DeliverBackoff = []time.Duration{100 * time.Millisecond}

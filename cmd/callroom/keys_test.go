@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/internal/pgtest"
 )
 
@@ -25,12 +25,7 @@ type serveProc struct {
 
 func startServe(t *testing.T, ctx context.Context) *serveProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := apitest.FreeAddr(t)
 	sctx, stop := context.WithCancel(ctx)
 	s := &serveProc{base: "http://" + addr, stop: stop, done: make(chan error, 1)}
 	go func() {

@@ -2,13 +2,8 @@ package server_test
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,69 +12,6 @@ import (
 	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/internal/pgtest"
 )
-
-// serveBinary builds cmd/callroom and runs 'callroom serve' on db, returning
-// its base URL and the process (for kill -9). The process is stopped when
-// the test ends.
-func serveBinary(t *testing.T, db *pgtest.DB) (string, *exec.Cmd) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := apitest.Binary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "serve")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "CALLROOM_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "DATABASE_URL="+db.URL, "CALLROOM_HTTP_ADDR="+addr, "CALLROOM_MASTER_KEY="+apitest.TestMasterKey,
-		"CALLROOM_DB_MAX_CONNS=10", "CALLROOM_ESCALATION_POLL=20ms")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }() //nolint:errcheck
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
-		<-done
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("callroom serve log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return "http://" + addr, cmd
-			}
-		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("callroom serve exited:\n%s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("callroom serve not ready within 60 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestSeveralInstances runs three instances on one database, as behind a
 // load balancer: two in this process (A, B) and one 'callroom serve'
@@ -93,7 +25,8 @@ func TestSeveralInstances(t *testing.T) {
 	db := pgtest.NewWithPoolSize(t, 20)
 	a := apitest.Start(t, apitest.Options{DB: db})
 	b := apitest.Start(t, apitest.Options{DB: db})
-	cURL, cProc := serveBinary(t, db)
+	c := apitest.Serve(t, db.URL, filepath.Join(t.TempDir(), "serve.log"), "CALLROOM_DB_MAX_CONNS=10", "CALLROOM_ESCALATION_POLL=20ms")
+	cURL := c.URL
 	admin, nurse := a.User("Avery Admin", "admin"), a.User("Nina Nurse", "nurse")
 	docA, docB := a.User("Dr A", "physician"), a.User("Dr B", "physician")
 	pol := admin.Must(201, "POST", "/api/v1/escalation-policies", map[string]any{"name": "Cardio", "steps": []any{
@@ -142,7 +75,7 @@ func TestSeveralInstances(t *testing.T) {
 		t.Fatalf("C's stream reconnected before the kill: %+v", e1)
 	}
 
-	cProc.Process.Signal(syscall.SIGKILL) //nolint:errcheck
+	c.Kill()
 
 	// P2, after the kill: Dr B's stream reconnects to A with Last-Event-ID.
 	p2 := nurse.Must(201, "POST", "/api/v1/pages", map[string]any{"service_id": svc["id"], "priority": "stat", "summary": "Zorblax"})["id"].(string)
