@@ -46,7 +46,14 @@ class APIError extends Error {
   }
 }
 
+// api answers the response's JSON, or throws an APIError for the problem.
 async function api(method, path, body) {
+  return (await apiResponse(method, path, body)).data;
+}
+
+// apiResponse is api with the status too, for answers where it says
+// something (200 rather than 201: the thing already existed).
+async function apiResponse(method, path, body) {
   const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
@@ -63,7 +70,7 @@ async function api(method, path, body) {
     }
     throw new APIError(resp.status, data);
   }
-  return data;
+  return { status: resp.status, data };
 }
 
 // ---- state ------------------------------------------------------------
@@ -84,6 +91,8 @@ const state = {
 
 function can(perm) { return !!(state.me && state.me.permissions.includes(perm)); }
 function userName(id) { const u = state.users.get(id); return u ? u.name : "someone"; }
+// personLabel names a person in a picker, with their roles.
+function personLabel(u) { return u.name + " (" + u.roles.join(", ") + ")"; }
 
 function notice(text) {
   const n = $("#notice");
@@ -254,6 +263,7 @@ function signedOut(message) {
   $("#thread-members").textContent = "";
   $("#page-form").reset();
   $("#reply-form").reset();
+  toggleNewThread(false);
   hideFeed();
   $("#sched-parts").replaceChildren();
   $("#calendar").replaceChildren();
@@ -375,7 +385,7 @@ async function showConsole() {
     const people = [...state.users.values()].filter((u) => u.active && u.id !== state.me.user.id)
       .sort((a, b) => a.name.localeCompare(b.name));
     $("#page-person").replaceChildren(el("option", { value: "" }, "Choose a person"),
-      ...people.map((u) => el("option", { value: u.id }, u.name + " (" + u.roles.join(", ") + ")")));
+      ...people.map((u) => el("option", { value: u.id }, personLabel(u))));
   }
   await loadRecentPages();
 }
@@ -525,6 +535,7 @@ async function loadRecentPages() {
 // ---- inbox ----------------------------------------------------------------
 
 async function showInbox() {
+  $("#nt-open").hidden = !isClinician(state.me.user);
   await Promise.all([loadOpenPages(), loadThreads()]);
   if (state.openThread) await refreshThread(false);
 }
@@ -594,6 +605,103 @@ function threadTitle(t) {
   if (t.name) return t.name;
   const others = (t.members || []).filter((m) => m.user_id !== state.me.user.id).map((m) => m.name);
   return others.join(", ") || "Thread";
+}
+
+// ---- starting a conversation ------------------------------------------------
+
+// Only nurses and physicians start threads and are added to them (the API
+// refuses anyone else), so the form is theirs and offers only them.
+function isClinician(u) { return u.roles.includes("nurse") || u.roles.includes("physician"); }
+
+function colleagues() {
+  return [...state.users.values()].filter((u) => u.active && u.id !== state.me.user.id && isClinician(u))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function newThreadKind() { return document.querySelector("input[name=nt-kind]:checked").value; }
+
+// toggleNewThread opens the form with the directory as loaded at sign-in,
+// or closes and clears it.
+function toggleNewThread(open) {
+  const form = $("#nt-form");
+  form.hidden = !open;
+  $("#nt-open").setAttribute("aria-expanded", String(open));
+  form.reset();
+  newThreadKindChanged();
+  if (!open) {
+    $("#nt-person").replaceChildren();
+    $("#nt-members").replaceChildren();
+    return;
+  }
+  notice("");
+  const people = colleagues();
+  $("#nt-person").replaceChildren(el("option", { value: "" }, "Choose a colleague"),
+    ...people.map((u) => el("option", { value: u.id }, personLabel(u))));
+  $("#nt-members").replaceChildren(...people.map((u) => el("label", { "data-search": personLabel(u).toLowerCase() },
+    el("input", { type: "checkbox", name: "nt-member", value: u.id }), " " + personLabel(u))));
+  $("input[name=nt-kind]:checked").focus();
+}
+
+function newThreadKindChanged() {
+  const group = newThreadKind() === "group";
+  $("#nt-direct").hidden = group;
+  $("#nt-group").hidden = !group;
+  newThreadError(null);
+}
+
+// filterMembers narrows the member list to names or roles containing what
+// was typed; people already ticked stay in view.
+function filterMembers() {
+  const q = $("#nt-filter").value.trim().toLowerCase();
+  for (const l of $("#nt-members").children) {
+    l.hidden = !!q && !l.dataset.search.includes(q) && !l.querySelector("input").checked;
+  }
+}
+
+// newThreadError shows the API's refusal under the form. The problem names
+// the field: its control is marked invalid, described by the message and
+// focused, and the message says which control it is about.
+function newThreadError(e) {
+  const m = $("#nt-error");
+  for (const c of document.querySelectorAll("#nt-form [aria-invalid]")) {
+    c.removeAttribute("aria-invalid");
+    c.removeAttribute("aria-describedby");
+  }
+  m.textContent = "";
+  m.hidden = !e;
+  if (!e) return;
+  const field = (e.field || "").split(".")[0];
+  const target = field === "name" ? $("#nt-name")
+    : field === "member_ids" ? (newThreadKind() === "direct" ? $("#nt-person") : $("#nt-members")) : null;
+  const about = { "nt-name": "Group name", "nt-person": "Colleague", "nt-members": "Members" };
+  const fp = (e.problem.errors || [])[0];
+  // Ids in a detail ("… is not an active nurse or physician") become names.
+  const detail = fp ? fp.detail.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, (id) => userName(id)) : e.message;
+  m.textContent = target ? about[target.id] + ": " + detail + "." : e.message;
+  if (!target) return;
+  target.setAttribute("aria-invalid", "true");
+  target.setAttribute("aria-describedby", "nt-error");
+  (target.querySelector("input") || target).focus();
+}
+
+// startThread asks for the thread and opens it as a click in the list
+// would. A direct thread the pair already has is answered 200 and opened.
+async function startThread(ev) {
+  ev.preventDefault();
+  newThreadError(null);
+  const body = newThreadKind() === "direct"
+    ? { kind: "direct", member_ids: $("#nt-person").value ? [$("#nt-person").value] : [] }
+    : { kind: "group", name: $("#nt-name").value.trim(),
+      member_ids: [...document.querySelectorAll("#nt-members input:checked")].map((c) => c.value) };
+  let out;
+  try {
+    out = await apiResponse("POST", "/threads", body);
+  } catch (e) { newThreadError(e); return; }
+  const t = out.data;
+  toggleNewThread(false);
+  await openThread(t.id);
+  notice(out.status === 200 ? "You already have a conversation with " + threadTitle(t) + ": it is open below."
+    : "Conversation started: " + threadTitle(t) + ".");
 }
 
 // openThread shows a thread's messages, oldest first, and marks them read.
@@ -1250,6 +1358,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#signout").addEventListener("click", signOut);
   $("#page-form").addEventListener("submit", sendPage);
   $("#reply-form").addEventListener("submit", sendReply);
+  $("#nt-open").addEventListener("click", () => toggleNewThread($("#nt-form").hidden));
+  $("#nt-cancel").addEventListener("click", () => { toggleNewThread(false); $("#nt-open").focus(); });
+  $("#nt-form").addEventListener("submit", (ev) => startThread(ev).catch(fail));
+  for (const r of document.querySelectorAll("input[name=nt-kind]")) r.addEventListener("change", newThreadKindChanged);
+  $("#nt-filter").addEventListener("input", filterMembers);
+  // Changing what was asked for clears the refusal (searching does not).
+  $("#nt-form").addEventListener("input", (ev) => { if (ev.target.id !== "nt-filter") newThreadError(null); });
   setupSchedules();
   $("#rt-period").addEventListener("change", () => loadReport().catch(fail));
   $("#rt-service").addEventListener("change", () => loadReport().catch(fail));
