@@ -22,11 +22,17 @@ type Event struct {
 // stream ends or cannot be opened, it reconnects after a short pause with
 // Last-Event-ID, to bases[0], bases[1], ... in turn (one base per instance
 // behind a load balancer). Events arrive on the channel until ctx ends.
+//
+// It returns once the first connection has been answered: the server
+// answers after subscribing, so every event published after Follow returns
+// arrives (a stream opened without Last-Event-ID starts at the present, and
+// a page sent while it was still connecting was missed).
 func (c *Client) Follow(ctx context.Context, bases ...string) <-chan Event {
 	if len(bases) == 0 {
 		bases = []string{c.Base}
 	}
 	out := make(chan Event, 1024)
+	answered := make(chan struct{})
 	go func() {
 		defer close(out)
 		last, conn := "", 0
@@ -38,6 +44,9 @@ func (c *Client) Follow(ctx context.Context, bases ...string) <-chan Event {
 				req.Header.Set("Last-Event-ID", last)
 			}
 			resp, err := http.DefaultClient.Do(req)
+			if conn == 1 {
+				close(answered)
+			}
 			if err == nil && resp.StatusCode == http.StatusOK {
 				r := bufio.NewReader(resp.Body)
 				var e Event
@@ -74,5 +83,9 @@ func (c *Client) Follow(ctx context.Context, bases ...string) <-chan Event {
 			}
 		}
 	}()
+	select {
+	case <-answered:
+	case <-ctx.Done():
+	}
 	return out
 }
