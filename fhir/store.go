@@ -36,6 +36,8 @@ type Store struct {
 	// Observe, when set before serving, counts notifications received and
 	// processed and write-backs sent (package metrics).
 	Observe Observer
+	// writing holds a slot per batch being written (writingBatches).
+	writing chan struct{}
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).
@@ -43,7 +45,8 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now}
+	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
+		writing: make(chan struct{}, writingBatches)}
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the
