@@ -295,9 +295,9 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	for i, p := range ready {
 		ids[i] = p.id
 	}
-	// At most writingBatches batches of this instance write at once: a
-	// burst from the EHR then holds at most that many of the pool's
-	// connections, and paging keeps the rest (the default pool has 20).
+	// At most Config.WritingBatches batches of this instance write at once,
+	// so that a burst from the EHR leaves paging its share of the machine
+	// and of the pool's connections.
 	select {
 	case s.writing <- struct{}{}:
 		defer func() { <-s.writing }()
@@ -382,12 +382,14 @@ func (s *Store) release(batch []storedNotification) {
 	s.db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = NULL WHERE id = ANY ($1) AND processed_at IS NULL`, claimedIDs(batch)) //nolint:errcheck
 }
 
-// writingBatches bounds the batches one instance writes at once (see
-// processBatch). The fhir queue runs more workers than this (worker
-// package): most jobs only find their notification in a batch already, in
-// one round trip. Measured at 500 notifications/s: 8 writing at once left
-// p99 at 330-690 ms, 16 as good as no cap (120-240 ms).
-const writingBatches = 16
+// DefaultWritingBatches is how many batches one instance applies at once
+// unless Config.WritingBatches says otherwise. Measured on 2 cores at 500
+// notifications/s (docs/PERFORMANCE.md): with 16, notifications were
+// applied within p99 170 ms, but pages sent meanwhile reached the
+// physician's stream at p50 270-380 ms instead of 23 ms; with 4, paging
+// stayed as it was (p50 26 ms) and notifications took p99 0.6-0.9 s. Pages
+// come first.
+const DefaultWritingBatches = 4
 
 func claimedIDs(batch []storedNotification) []uuid.UUID {
 	ids := make([]uuid.UUID, len(batch))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/apitest"
 	"github.com/callroom/callroom/internal/benchutil"
@@ -133,4 +135,113 @@ func BenchmarkNotifications(b *testing.B) {
 	b.ReportMetric(float64(failed.Load()), "failed")
 	b.ReportMetric(float64(pending), "unprocessed")
 	b.ReportMetric(drained.Seconds(), "drain-s")
+}
+
+// BenchmarkPagingDuringEHRBurst measures what an EHR burst does to paging on
+// the same instance (one pool, one River client, two cores): page ->
+// page.notify on the physician's open stream, 20 nurse/physician pairs at
+// 200 pages/s for 4 s, alone ("quiet") and while Medplum-style
+// notifications arrive at 500/s ("burst"). Paging's own target
+// (docs/PERFORMANCE.md): p50 <= 5 ms, p99 <= 25 ms.
+func BenchmarkPagingDuringEHRBurst(b *testing.B) {
+	const pageRate, ehrRate, pairs = 200, 500, 20
+	const window = 4 * time.Second
+	ctx := context.Background()
+	ehr := fhirtest.Start(b)
+	in := benchutil.Start(b, benchutil.Options{FHIR: &fhir.Config{BaseURL: ehr.URL, Timeout: 5 * time.Second,
+		Subscriptions: []fhir.Subscription{{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret}}}})
+	attending := in.User("Dr Attending", "physician")
+	npi := "1234567893"
+	if _, err := in.DB.Pool.Exec(ctx, `UPDATE users SET npi = $1 WHERE id = $2`, npi, attending.User.ID); err != nil {
+		b.Fatal(err)
+	}
+	prac := ehr.Create(map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": fhir.NPISystem, "value": npi}}})
+	pracRef := "Practitioner/" + prac["id"].(string)
+	notices := benchutil.NewNotices()
+	nurses := make([]*benchutil.Client, pairs)
+	bodies := make([][]byte, pairs)
+	for i := range pairs {
+		nurses[i] = in.User(fmt.Sprintf("Nurse %d", i), "nurse")
+		doctor := in.User(fmt.Sprintf("Dr %d", i), "physician")
+		bodies[i] = fmt.Appendf(nil, `{"service_id":%q,"priority":"stat","summary":"bench page"}`,
+			in.Service(fmt.Sprintf("Cardiology %d", i), 10*time.Minute, doctor.User.ID))
+		stream, err := doctor.Stream(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stream.Close() //nolint:errcheck
+		notices.Watch(stream)
+	}
+	client := benchutil.NewHTTPClient()
+	sent := 0
+	burst := func(stop <-chan struct{}) {
+		start := time.Now()
+		for i := 0; ; i++ {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / ehrRate)); d > 0 {
+				select {
+				case <-stop:
+					return
+				case <-time.After(d):
+				}
+			}
+			enc := encounter(fmt.Sprintf("Patient/burst-%d-%d", sent, i), "in-progress", "IMP", pracRef)
+			enc["id"] = fmt.Sprintf("burst-%d-%d", sent, i)
+			body, _ := json.Marshal(enc)
+			go func() {
+				req, _ := http.NewRequest("POST", in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/fhir+json")
+				req.Header.Set("X-Signature", sign(body))
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}
+	}
+	for _, withBurst := range []bool{false, true} {
+		b.Run(map[bool]string{false: "quiet", true: "burst"}[withBurst], func(b *testing.B) {
+			var lat benchutil.Latencies
+			missing := 0
+			for b.Loop() {
+				stop := make(chan struct{})
+				if withBurst {
+					go burst(stop)
+					time.Sleep(500 * time.Millisecond) // the burst under way
+				}
+				n := pageRate * int(window/time.Second)
+				ids := make([]uuid.UUID, n)
+				due := make([]time.Time, n)
+				var wg sync.WaitGroup
+				t0 := time.Now()
+				for i := range n {
+					due[i] = t0.Add(time.Duration(i) * time.Second / pageRate)
+					time.Sleep(time.Until(due[i]))
+					wg.Add(1)
+					go func(i int) {
+						defer wg.Done()
+						var p struct{ ID uuid.UUID }
+						if err := nurses[i%pairs].JSON(ctx, 201, "POST", "/api/v1/pages", bodies[i%pairs], &p); err == nil {
+							ids[i] = p.ID
+						}
+					}(i)
+				}
+				wg.Wait()
+				close(stop)
+				deadline := time.Now().Add(10 * time.Second)
+				for notices.Count(ids) < n && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				for i, id := range ids {
+					if at, ok := notices.At(id); ok && id != uuid.Nil {
+						lat.Add(at.Sub(due[i]))
+					} else {
+						missing++
+					}
+				}
+				sent++
+			}
+			b.ReportMetric(benchutil.Ms(lat.Quantile(0.5)), "notify-p50-ms")
+			b.ReportMetric(benchutil.Ms(lat.Quantile(0.99)), "notify-p99-ms")
+			b.ReportMetric(float64(missing), "missing")
+		})
+	}
 }

@@ -112,12 +112,20 @@ type Config struct {
 	// IdentifierSystem is the system of the identifiers on Communications
 	// callroom writes (default IdentifierSystem).
 	IdentifierSystem string
+	// WritingBatches bounds the batches of notifications one instance
+	// applies at once (default DefaultWritingBatches, at most 64). More
+	// applies an EHR burst sooner but takes CPU and connections from
+	// paging on the same machine; see docs/PERFORMANCE.md.
+	WritingBatches int
 }
 
 // Check reports the first configuration mistake.
 func (c Config) Check() error {
 	if c.BaseURL == "" {
 		return fmt.Errorf("fhir: base URL is required")
+	}
+	if c.WritingBatches < 0 || c.WritingBatches > 64 {
+		return fmt.Errorf("fhir: writing_batches %d: want 1 to 64 (or 0 for the default, %d)", c.WritingBatches, DefaultWritingBatches)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Subscriptions {

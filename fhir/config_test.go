@@ -63,11 +63,27 @@ func TestConfigFileMistakes(t *testing.T) {
 		{`{"base_url": "http://x", "smart": {"client_id": "c"}}`, "private_key_file"},
 		{`{"base_url": "http://x", "smart": {"client_id": "c", "private_key_file": "/nonexistent.pem"}}`, "smart key"},
 		{`{"base_url": "http://x", "bearer_token": "t", "smart": {"client_id": "c", "private_key_file": "k"}}`, "not both"},
+		{`{"base_url": "http://x", "writing_batches": 65}`, "writing_batches 65"},
+		{`{"base_url": "http://x", "writing_batches": -1}`, "writing_batches -1"},
 	}
 	for _, c := range cases {
 		_, _, err := fhir.LoadConfig(writeConfig(t, c.text), "")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.text, err, c.want)
 		}
+	}
+}
+
+// writing_batches sets how many batches of notifications an instance
+// applies at once.
+func TestConfigWritingBatches(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := fhir.LoadConfig(writeConfig(t, `{"base_url": "http://x", "writing_batches": 16}`), "")
+	if err != nil || cfg.WritingBatches != 16 {
+		t.Fatalf("writing_batches 16: %+v, %v", cfg.WritingBatches, err)
+	}
+	cfg, _, err = fhir.LoadConfig(writeConfig(t, `{"base_url": "http://x"}`), "")
+	if err != nil || cfg.WritingBatches != 0 {
+		t.Fatalf("no writing_batches: %d (0 means fhir.DefaultWritingBatches, %d), %v", cfg.WritingBatches, fhir.DefaultWritingBatches, err)
 	}
 }

@@ -19,6 +19,7 @@ type fileConfig struct {
 	// SubscribeOnStart registers the subscriptions when serve starts.
 	SubscribeOnStart bool               `json:"subscribe_on_start"`
 	DailyDigest      bool               `json:"daily_digest"`
+	WritingBatches   int                `json:"writing_batches"`
 	Subscriptions    []fileSubscription `json:"subscriptions"`
 	// SMART on FHIR EHR launch.
 	Launch *struct {
@@ -62,7 +63,7 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 		return Config{}, false, fmt.Errorf("fhir config %s: %w", path, err)
 	}
 	cfg := Config{BaseURL: f.BaseURL, BearerToken: f.BearerToken, Endpoint: endpoint, IdentifierSystem: f.IdentifierSystem,
-		DailyDigest: f.DailyDigest}
+		DailyDigest: f.DailyDigest, WritingBatches: f.WritingBatches}
 	if f.SMART != nil {
 		if f.BearerToken != "" {
 			return Config{}, false, fmt.Errorf("fhir config %s: set bearer_token or smart, not both", path)

@@ -36,7 +36,7 @@ type Store struct {
 	// Observe, when set before serving, counts notifications received and
 	// processed and write-backs sent (package metrics).
 	Observe Observer
-	// writing holds a slot per batch being written (writingBatches).
+	// writing holds a slot per batch being written (Config.WritingBatches).
 	writing chan struct{}
 }
 
@@ -45,8 +45,12 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	writing := cfg.WritingBatches
+	if writing <= 0 {
+		writing = DefaultWritingBatches
+	}
 	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
-		writing: make(chan struct{}, writingBatches)}
+		writing: make(chan struct{}, writing)}
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the

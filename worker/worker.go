@@ -76,16 +76,9 @@ func New(cfg Config) (*Client, error) {
 		rc.Queues = map[string]river.QueueConfig{
 			QueueEscalation: {MaxWorkers: 20, FetchPollInterval: poll, FetchCooldown: 2 * time.Millisecond},
 			QueueNotify:     {MaxWorkers: 30, FetchPollInterval: 100 * time.Millisecond, FetchCooldown: 5 * time.Millisecond},
-			// EHR notifications: most jobs find theirs already in another
-			// job's batch and end in one round trip, and more batches
-			// writing at once drain a burst sooner (received -> applied p99
-			// at 500/s, medians of 5 interleaved runs: 450 ms with 10
-			// workers, 170 ms with 20). Package fhir caps the batches one
-			// instance writes at once at 16, so a burst leaves paging some
-			// of the pool's connections.
-			QueueFHIR:    {MaxWorkers: 20, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
-			QueueEHR:     {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
-			QueueDefault: {MaxWorkers: 10},
+			QueueFHIR:       {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
+			QueueEHR:        {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
+			QueueDefault:    {MaxWorkers: 10},
 		}
 	} else {
 		rc.Workers = nil

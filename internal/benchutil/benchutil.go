@@ -29,6 +29,7 @@ import (
 
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/auth"
+	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/internal/server"
@@ -55,6 +56,8 @@ type Options struct {
 	// Mail, when set, runs the inbound SMTP gateway on 127.0.0.1:0
 	// (Instance.MailAddr).
 	Mail *mailgateway.Config
+	// FHIR connects the instance to an EHR (server.Config.FHIR).
+	FHIR *fhir.Config
 }
 
 // Instance is a running callroom on a fresh database.
@@ -117,7 +120,7 @@ func Start(tb testing.TB, o Options) *Instance {
 		tb.Fatal(err)
 	}
 	srv, err := server.New(ctx, server.Config{Pool: pool, Log: log, PublicURL: in.URL, EscalationPoll: o.EscalationPoll,
-		MasterKeys: mk, Mail: o.Mail})
+		MasterKeys: mk, Mail: o.Mail, FHIR: o.FHIR})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
