@@ -71,16 +71,15 @@ func (s *Store) process(ctx context.Context, id uuid.UUID) error {
 	if len(c.batch) == 0 {
 		return nil // processed, or claimed by another job
 	}
-	_, err = s.processBatch(ctx, sub, c.batch)
-	return err
+	return s.processBatch(ctx, sub, c.batch)
 }
 
-// claimed is what a claim found: notification id's subscription, whether it
-// was already processed, and the batch claimed (id first if claimed).
+// claimed is what a claim found: notification id's subscription and the
+// batch claimed (id first if claimed, then oldest first: the order they are
+// applied in).
 type claimed struct {
 	found        bool
 	subscription string
-	processed    bool
 	batch        []storedNotification
 }
 
@@ -92,7 +91,7 @@ type claimed struct {
 // first, and those mostly find theirs in a batch already, so claiming only
 // with its own left a backlog to River's rate of jobs.
 const claimSQL = `WITH own AS (
-		SELECT id, subscription, processed_at IS NOT NULL AS processed,
+		SELECT id, subscription,
 			processed_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) AS claimable,
 			set_config('synchronous_commit', 'off', true) AS async
 		FROM fhir_notifications WHERE id = $1
@@ -113,8 +112,9 @@ const claimSQL = `WITH own AS (
 		FROM locked WHERE n.id = locked.id
 		RETURNING n.id, n.flavor, n.body, n.event_number, n.deleted, n.received_at
 	)
-	SELECT own.subscription, own.processed, taken.id, taken.flavor, taken.body, taken.event_number, taken.deleted, taken.received_at
-	FROM own LEFT JOIN taken ON true`
+	SELECT own.subscription, taken.id, taken.flavor, taken.body, taken.event_number, taken.deleted
+	FROM own LEFT JOIN taken ON true
+	ORDER BY taken.id = own.id DESC, taken.received_at`
 
 // claim claims notification id, if it is waiting and not claimed, and then
 // up to BatchSize-1 others of its subscription, oldest first, in one
@@ -132,54 +132,23 @@ func (s *Store) claim(ctx context.Context, id uuid.UUID) (claimed, error) {
 	rows, _ := s.db.Query(ctx, claimSQL, id, BatchSize-1, claimFor)
 	type row struct {
 		Subscription string     `db:"subscription"`
-		Processed    bool       `db:"processed"`
 		ID           *uuid.UUID `db:"id"`
 		Flavor       *Flavor    `db:"flavor"`
 		Body         []byte     `db:"body"`
 		EventNumber  *int64     `db:"event_number"`
 		Deleted      *bool      `db:"deleted"`
-		ReceivedAt   *time.Time `db:"received_at"`
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByName[row])
 	if err != nil || len(got) == 0 {
 		return claimed{}, err
 	}
-	c := claimed{found: true, subscription: got[0].Subscription, processed: got[0].Processed}
-	var when []time.Time
+	c := claimed{found: true, subscription: got[0].Subscription}
 	for _, r := range got {
-		if r.ID == nil {
-			continue
+		if r.ID != nil { // nil: nothing claimed (the LEFT JOIN's one row)
+			c.batch = append(c.batch, storedNotification{ID: *r.ID, Flavor: *r.Flavor, Body: r.Body, EventNumber: r.EventNumber, Deleted: *r.Deleted})
 		}
-		c.batch = append(c.batch, storedNotification{ID: *r.ID, Flavor: *r.Flavor, Body: r.Body, EventNumber: r.EventNumber, Deleted: *r.Deleted})
-		when = append(when, *r.ReceivedAt)
 	}
-	// Own first, then oldest first: the order they are applied in.
-	order := make([]int, len(c.batch))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		switch {
-		case c.batch[a].ID == id:
-			return -1
-		case c.batch[b].ID == id:
-			return 1
-		}
-		return when[a].Compare(when[b])
-	})
-	sorted := make([]storedNotification, len(order))
-	for i, j := range order {
-		sorted[i] = c.batch[j]
-	}
-	c.batch = sorted
 	return c, nil
-}
-
-// batchResult says what became of a batch's notifications. One in neither
-// map was taken by another job meanwhile.
-type batchResult struct {
-	done   map[uuid.UUID]bool  // processed, committed
-	failed map[uuid.UUID]error // not processed: released for a retry
 }
 
 // MaxFailures is how often a notification may fail to apply before it is
@@ -195,8 +164,8 @@ func retryBackoff(failures int) time.Duration {
 // retryLater releases notifications that failed to apply until their
 // backoff has passed, so that other batches leave them alone, and queues a
 // job for then, all in tx; those that failed MaxFailures times are given up
-// (returned). Errors are stored as outcomes, never logged: they may name a
-// patient.
+// (returned, for the caller to report once tx has committed). Errors are
+// stored as outcomes, never logged: they may name a patient.
 func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed map[uuid.UUID]error) (gaveUp []uuid.UUID, err error) {
 	if len(failed) == 0 {
 		return nil, nil
@@ -233,9 +202,6 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed 
 	})
 	if err != nil {
 		return nil, err
-	}
-	for _, id := range gaveUp {
-		s.log.Warn("fhir notification given up after repeated failures; see its outcome", "notification", id, "failures", MaxFailures)
 	}
 	if len(retry) == 0 {
 		return gaveUp, nil
@@ -279,14 +245,15 @@ type batchReads struct {
 // Those it could not apply are released for a retry (see retryLater). The
 // events of the whole batch are published together at the end. An error
 // means nothing was committed; the claims are released.
-func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []storedNotification) (batchResult, error) {
-	res := batchResult{done: map[uuid.UUID]bool{}, failed: map[uuid.UUID]error{}}
+func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []storedNotification) error {
+	done := map[uuid.UUID]bool{}    // applied
+	failed := map[uuid.UUID]error{} // not applied: released for a retry
 	reads := &batchReads{started: s.now(), resolver: s.newResolver()}
 	var ready []prepared
 	for _, n := range batch {
 		p, err := s.prepare(ctx, sub, n, reads)
 		if err != nil {
-			res.failed[n.ID] = err
+			failed[n.ID] = err
 			continue
 		}
 		ready = append(ready, p)
@@ -303,7 +270,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		defer func() { <-s.writing }()
 	case <-ctx.Done():
 		s.release(batch)
-		return batchResult{}, ctx.Err()
+		return ctx.Err()
 	}
 	dctx, published := events.Defer(ctx)
 	var gaveUp []uuid.UUID
@@ -323,8 +290,8 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			if !slices.Contains(mine, p.id) {
 				continue
 			}
-			if p.readWith != uuid.Nil && !res.done[p.readWith] {
-				res.failed[p.id] = errors.New("the search of changes it relies on was not applied")
+			if p.readWith != uuid.Nil && !done[p.readWith] {
+				failed[p.id] = errors.New("the search of changes it relies on was not applied")
 				continue
 			}
 			if _, err := tx.Exec(ctx, `SAVEPOINT notification`); err != nil {
@@ -337,17 +304,17 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 					return rerr
 				}
 				published.Truncate(mark)
-				res.failed[p.id] = err
+				failed[p.id] = err
 				continue
 			}
 			if len(outcome) > 500 {
 				outcome = outcome[:500]
 			}
 			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, outcome)
-			res.done[p.id] = true
+			done[p.id] = true
 		}
 		var err error
-		if gaveUp, err = s.retryLater(ctx, tx, &writes, res.failed); err != nil {
+		if gaveUp, err = s.retryLater(ctx, tx, &writes, failed); err != nil {
 			return err
 		}
 		if err := writes.Flush(ctx, tx); err != nil {
@@ -355,22 +322,21 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		}
 		return published.Flush(ctx, tx)
 	})
-	if err == nil {
-		for range res.done {
-			s.observe().FHIR("processing", "applied")
-		}
-		for range res.failed {
-			s.observe().FHIR("processing", "failed")
-		}
-		for range gaveUp {
-			s.observe().FHIR("processing", "given_up")
-		}
-	}
 	if err != nil {
 		s.release(batch)
-		return batchResult{}, err
+		return err
 	}
-	return res, nil
+	for range done {
+		s.observe().FHIR("processing", "applied")
+	}
+	for range failed {
+		s.observe().FHIR("processing", "failed")
+	}
+	for _, id := range gaveUp {
+		s.observe().FHIR("processing", "given_up")
+		s.log.Warn("fhir notification given up after repeated failures; see its outcome", "notification", id, "failures", MaxFailures)
+	}
+	return nil
 }
 
 // release lets the notifications of a batch that could not be written be
