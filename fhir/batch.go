@@ -174,11 +174,7 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, w *pg.Writes, failed 
 	reasons := make([]string, 0, len(failed))
 	for id, err := range failed {
 		ids = append(ids, id)
-		reason := err.Error()
-		if len(reason) > 400 {
-			reason = reason[:400]
-		}
-		reasons = append(reasons, reason)
+		reasons = append(reasons, clip(err.Error(), 400))
 	}
 	rows, _ := tx.Query(ctx, `UPDATE fhir_notifications n SET failures = n.failures + 1,
 			processed_at = CASE WHEN n.failures + 1 >= $3 THEN now() END,
@@ -307,10 +303,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 				failed[p.id] = err
 				continue
 			}
-			if len(outcome) > 500 {
-				outcome = outcome[:500]
-			}
-			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, outcome)
+			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, clip(outcome, 500))
 			done[p.id] = true
 		}
 		var err error

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -177,3 +178,13 @@ func str(p *string) string {
 }
 
 func isJSONEmpty(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
+
+// clip shortens s to at most n bytes for a text column with a length limit,
+// never cutting a character in two: PostgreSQL refuses invalid UTF-8, and an
+// EHR's error text is not always ASCII.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -143,10 +143,7 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[WriteBackArgs
 	value := wb.ID.String()
 	id, err := s.client.Create(ctx, "Communication", body, "identifier="+url.QueryEscape(s.identifierSystem()+"|"+value))
 	if err != nil {
-		msg := err.Error()
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
+		msg := clip(err.Error(), 500)
 		s.db.Exec(ctx, `UPDATE fhir_writebacks SET last_error = $2 WHERE id = $1`, wb.ID, msg) //nolint:errcheck
 		s.observe().FHIR("write_back", "failed")
 		var se *ServerError
