@@ -107,7 +107,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 				return err
 			}
 			settled = "sent"
-			return events.Publish(ctx, tx, []uuid.UUID{d.UserID}, "page.notify", map[string]any{
+			return events.Publish(ctx, tx, []uuid.UUID{d.UserID}, EventPageNotify, map[string]any{
 				"page_id": d.PageID, "notification_id": d.ID, "priority": d.Priority})
 		}
 		_, err = tx.Exec(ctx, `UPDATE notifications SET attempts = attempts + 1, updated_at = now() WHERE id = $1`, d.ID)

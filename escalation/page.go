@@ -492,7 +492,7 @@ func (s *Store) pageUpdated(ctx context.Context, tx pgx.Tx, p Page, notified []u
 	if p.CreatedBy != nil {
 		users = append(users, *p.CreatedBy)
 	}
-	return events.Publication{UserIDs: users, Type: "page.updated",
+	return events.Publication{UserIDs: users, Type: EventPageUpdated,
 		Data: map[string]any{"page_id": p.ID, "status": p.Status, "priority": p.Priority}}, nil
 }
 
@@ -572,7 +572,7 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 func (a *announcement) publications(updated events.Publication, p *Page) []events.Publication {
 	pubs := []events.Publication{updated}
 	for _, n := range a.notices {
-		pubs = append(pubs, events.Publication{UserIDs: []uuid.UUID{n.UserID}, Type: "page.notify",
+		pubs = append(pubs, events.Publication{UserIDs: []uuid.UUID{n.UserID}, Type: EventPageNotify,
 			Data: map[string]any{"page_id": p.ID, "notification_id": n.NotificationID, "priority": p.Priority}})
 	}
 	return pubs

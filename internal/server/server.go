@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// writes them; the deliveries are recorded in batches.
 	s.Deliveries = events.NewDeliveries(s.recordDeliveries, cfg.Log)
 	s.Events.OnDelivered = func(ctx context.Context, e events.Event) {
-		if e.Type == pageNotify || e.Type == inbox.EventMessageCreated {
+		if e.Type == escalation.EventPageNotify || e.Type == inbox.EventMessageCreated {
 			s.Deliveries.Add(ctx, e)
 		}
 	}
@@ -232,9 +232,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// pageNotify is the event of an in-app page notification (package escalation).
-const pageNotify = "page.notify"
-
 // recordDeliveries records a batch of deliveries from the event streams:
 // in-app page notifications and messages, each kind with one statement.
 func (s *Server) recordDeliveries(ctx context.Context, batch []events.Delivery) error {
@@ -249,7 +246,7 @@ func (s *Server) recordDeliveries(ctx context.Context, batch []events.Delivery) 
 			continue
 		}
 		switch {
-		case d.Type == pageNotify && data.NotificationID != uuid.Nil:
+		case d.Type == escalation.EventPageNotify && data.NotificationID != uuid.Nil:
 			pages = append(pages, escalation.InAppDelivery{UserID: d.UserID, NotificationID: data.NotificationID})
 		case d.Type == inbox.EventMessageCreated && data.MessageID != uuid.Nil:
 			messages = append(messages, inbox.Delivery{UserID: d.UserID, MessageID: data.MessageID, At: d.DeliveredAt})
