@@ -54,7 +54,7 @@ func (s *Store) change(ctx context.Context, who auth.Principal, id uuid.UUID, al
 			return err
 		}
 		if changed {
-			if p, err = s.announce(ctx, tx, id, &a); err != nil {
+			if p, err = s.announce(ctx, tx, id, &a, false); err != nil {
 				return err
 			}
 		}

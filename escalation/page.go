@@ -259,29 +259,33 @@ func (e *firstStepError) Unwrap() error { return e.err }
 // create is one attempt at Create; inline fires the first step in the
 // transaction instead of scheduling its job.
 func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *announcement, inline bool) (p Page, created bool, err error) {
-	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		var policy Policy
-		target := in.UserID
-		if in.ServiceID != nil {
-			var err error
-			policy, err = loadServicePolicy(ctx, tx, *in.ServiceID)
+	// The transaction's first read (the service's policy, or the person
+	// paged) goes with its BEGIN, and its COMMIT with its last writes
+	// (announce): pg.InTxPipelined.
+	var policy Policy
+	target := in.UserID
+	var first pg.Read
+	if in.ServiceID != nil {
+		target = in.ServiceID
+		first = servicePolicyRead(*in.ServiceID, &policy)
+		scan := first.Scan
+		first.Scan = func(rows pgx.Rows) error {
+			err := scan(rows)
 			if errors.Is(err, callroom.ErrNotFound) {
 				return callroom.Invalid("service_id", "no such service")
 			}
-			if err != nil {
-				return err
-			}
-			target = in.ServiceID
-		} else {
-			var active bool
-			err := tx.QueryRow(ctx, `SELECT active FROM users WHERE id = $1`, *in.UserID).Scan(&active)
+			return err
+		}
+	} else {
+		first = pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
+			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
 				return callroom.Invalid("user_id", "no active user with this id")
 			}
-			if err != nil {
-				return err
-			}
-		}
+			return err
+		}}
+	}
+	err = pg.InTxPipelined(ctx, s.db, first, func(tx pgx.Tx) error {
 		if in.DedupKey != "" {
 			existing, err := openByDedupKey(ctx, tx, *target, in.DedupKey)
 			if err == nil {
@@ -315,8 +319,7 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		// row.
 		// next_job_id and next_step_at are filled in by the first step's
 		// advance while this insert is still queued (announcement.newPage).
-		a.writes.Exec(`INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		a.writes.Exec(pageInsertSQL,
 			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
 			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
 		a.newPage, a.newPageID = a.writes.Last(), id
@@ -373,8 +376,8 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 			}
 		}
 		// Last, so the recipients' event counters are locked only for the
-		// commit (events.Publish).
-		if p, err = s.announce(ctx, tx, id, a); err != nil {
+		// commit (events.Publish), which goes in the same round trip.
+		if p, err = s.announce(ctx, tx, id, a, true); err != nil {
 			return dedupRace(err)
 		}
 		created = true
@@ -419,20 +422,60 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 	return err
 }
 
+// pageInsertSQL is a new page's insert. Its first step fills in step,
+// next_job_id and next_step_at while it is still queued (advance), usually
+// by making it pageInsertWithJobSQL.
+const pageInsertSQL = `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+
+// pageInsertWithJobSQL is pageInsertSQL that also writes the job of the
+// page's next step (worker.JobInStatement, its parameters from $14) and
+// takes its id: one statement, no round trip for the job.
+const pageInsertWithJobSQL = `WITH job AS (%s)
+	INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT id FROM job), $13)`
+
+// advanceWithJobSQL records a fired step and writes the next one's job
+// (parameters from $5) in one statement.
+const advanceWithJobSQL = `WITH job AS (%s)
+	UPDATE pages SET step = $2, round = $3, next_job_id = (SELECT id FROM job), next_step_at = $4, updated_at = now() WHERE id = $1`
+
 // advance records that (round, step) fired and schedules step+1 at next,
-// with one update of the page (queued in a): every step of every page
-// passes here.
+// with one write of the page (queued in a): every step of every page passes
+// here. The next step's job is written by that same statement
+// (worker.JobInStatement); a step due at once (a zero delay) is inserted
+// through River instead, which wakes a worker for it.
 func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID uuid.UUID, round, step int, next time.Time) error {
-	res, err := worker.InsertTxLater(ctx, s.river, tx, &a.writes, StepArgs{PageID: pageID, Round: round, Step: step + 1}, stepOpts(next))
-	if err != nil {
-		return err
-	}
+	args := StepArgs{PageID: pageID, Round: round, Step: step + 1}
 	// A page sent in this transaction whose insert is still queued gets its
 	// step and job in that insert: no update of the row just written (the
 	// first step of most pages).
-	if a.newPage != nil && a.newPageID == pageID && round == 0 && a.writes.Queued(a.newPage) {
-		args := a.newPage.Arguments
-		args[11], args[12], args[13] = step, res.Job.ID, next
+	newPage := a.newPage != nil && a.newPageID == pageID && round == 0 && a.writes.Queued(a.newPage)
+	if next.After(time.Now()) {
+		if newPage {
+			job, err := worker.NewJobInStatement(args, *stepOpts(next), 14, time.Now())
+			if err != nil {
+				return err
+			}
+			q := a.newPage
+			q.SQL = fmt.Sprintf(pageInsertWithJobSQL, job.SQL)
+			q.Arguments = append(append(q.Arguments[:11:11], step, next), job.Args...)
+			return nil
+		}
+		job, err := worker.NewJobInStatement(args, *stepOpts(next), 5, time.Now())
+		if err != nil {
+			return err
+		}
+		a.writes.Exec(fmt.Sprintf(advanceWithJobSQL, job.SQL), append([]any{pageID, step, round, next}, job.Args...)...)
+		return nil
+	}
+	res, err := worker.InsertTxLater(ctx, s.river, tx, &a.writes, args, stepOpts(next))
+	if err != nil {
+		return err
+	}
+	if newPage {
+		q := a.newPage.Arguments
+		q[11], q[12], q[13] = step, res.Job.ID, next
 		return nil
 	}
 	a.writes.Exec(`UPDATE pages SET step = $2, round = $3, next_job_id = $4, next_step_at = $5, updated_at = now() WHERE id = $1`,
@@ -542,7 +585,11 @@ type notice struct {
 // statement that locks each recipient's counter once, in user id order, so
 // two transactions about one page cannot deadlock on them. It returns the
 // page as announced.
-func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement) (Page, error) {
+//
+// With commit, the transaction's COMMIT goes in announce's last round trip
+// (pg.Writes.CommitOnFlush): announce must then be the transaction's last
+// statement, in a transaction begun by pg.InTxPipelined.
+func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announcement, commit bool) (Page, error) {
 	if f := a.fresh; f != nil && f.ID == id {
 		// Everyone the page reached was notified in this transaction, and
 		// it is still open and about no patient: its events are known
@@ -553,6 +600,9 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 		}
 		if err := events.QueueAll(&a.writes, a.publications(pub, f)); err != nil {
 			return Page{}, err
+		}
+		if commit {
+			a.writes.CommitOnFlush()
 		}
 		p, _, err := readPageNotified(ctx, tx, &a.writes, id)
 		return p, err
@@ -565,7 +615,14 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 	if err != nil {
 		return Page{}, err
 	}
-	return p, events.PublishAll(ctx, tx, a.publications(pub, &p))
+	if !commit {
+		return p, events.PublishAll(ctx, tx, a.publications(pub, &p))
+	}
+	if err := events.QueueAll(&a.writes, a.publications(pub, &p)); err != nil {
+		return Page{}, err
+	}
+	a.writes.CommitOnFlush()
+	return p, a.writes.Flush(ctx, tx)
 }
 
 // publications are updated (p's page.updated), then a's page.notify events.

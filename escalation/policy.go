@@ -209,29 +209,44 @@ func loadPolicy(ctx context.Context, q pg.Querier, id uuid.UUID) (Policy, error)
 	return loadPolicyWhere(ctx, q, `ep.id = $1`, id)
 }
 
-// loadServicePolicy returns the policy of service id, in the one round trip
-// that sending a page spends on it. No rows means no such service.
-func loadServicePolicy(ctx context.Context, q pg.Querier, serviceID uuid.UUID) (Policy, error) {
-	return loadPolicyWhere(ctx, q, `ep.id = (SELECT escalation_policy_id FROM services WHERE id = $1)`, serviceID)
+// servicePolicyRead reads the policy of service id into *p, as the first
+// statement of the transaction that sends a page (pg.InTxPipelined: it goes
+// with the BEGIN). No rows means no such service (callroom.ErrNotFound).
+func servicePolicyRead(serviceID uuid.UUID, p *Policy) pg.Read {
+	return pg.Read{SQL: policySQL(`ep.id = (SELECT escalation_policy_id FROM services WHERE id = $1)`), Args: []any{serviceID},
+		Scan: func(rows pgx.Rows) (err error) {
+			*p, err = scanPolicy(rows)
+			return err
+		}}
 }
 
 // loadPolicyWhere reads a policy with its steps and their targets in one
 // statement (one row per target, the policy's columns repeated): the first
 // step of every page reads it, so it is one round trip, not two.
 func loadPolicyWhere(ctx context.Context, q pg.Querier, where string, arg any) (Policy, error) {
-	var p Policy
-	var fbUser, fbSchedule *uuid.UUID
-	var pos, delay *int
-	var sched, user *uuid.UUID
-	var active *bool
-	rows, _ := q.Query(ctx, `SELECT ep.id, ep.name, ep.description, ep.repeat, ep.fallback_user_id, ep.fallback_schedule_id,
+	rows, _ := q.Query(ctx, policySQL(where), arg)
+	return scanPolicy(rows)
+}
+
+// policySQL is loadPolicyWhere's statement.
+func policySQL(where string) string {
+	return `SELECT ep.id, ep.name, ep.description, ep.repeat, ep.fallback_user_id, ep.fallback_schedule_id,
 			ep.created_at, ep.updated_at, s.position, s.delay_seconds, t.schedule_id, t.user_id, u.active
 		FROM escalation_policies ep
 		LEFT JOIN escalation_steps s ON s.policy_id = ep.id
 		LEFT JOIN escalation_step_targets t ON t.policy_id = s.policy_id AND t.position = s.position
 		LEFT JOIN users u ON u.id = t.user_id
-		WHERE `+where+`
-		ORDER BY s.position, t.schedule_id NULLS LAST, t.user_id`, arg)
+		WHERE ` + where + `
+		ORDER BY s.position, t.schedule_id NULLS LAST, t.user_id`
+}
+
+// scanPolicy reads policySQL's rows (and closes them).
+func scanPolicy(rows pgx.Rows) (Policy, error) {
+	var p Policy
+	var fbUser, fbSchedule *uuid.UUID
+	var pos, delay *int
+	var sched, user *uuid.UUID
+	var active *bool
 	n := 0
 	_, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.Description, &p.Repeat, &fbUser, &fbSchedule,
 		&p.CreatedAt, &p.UpdatedAt, &pos, &delay, &sched, &user, &active}, func() error {

@@ -64,7 +64,7 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 		}
 		// Last, so the recipients' event counters are locked only for the
 		// commit (events.Publish).
-		_, err = s.announce(ctx, tx, p.ID, &a)
+		_, err = s.announce(ctx, tx, p.ID, &a, false)
 		return err
 	})
 	if err == nil && fired {

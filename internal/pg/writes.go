@@ -22,8 +22,19 @@ import (
 // trip: a network write and read, two process wake-ups, and the latency, for
 // every statement after the first. Sending a page runs about a dozen.
 type Writes struct {
-	b pgx.Batch
+	b      pgx.Batch
+	commit bool
 }
+
+// CommitOnFlush makes the next Flush or FlushQuery end the transaction: its
+// COMMIT goes last in the same round trip, after the query of FlushQuery.
+// Only for a transaction begun by InTxPipelined, which then does not commit
+// again, and only for the transaction's last statements: PostgreSQL
+// commits before the caller has read their results, so anything the caller
+// would check in them (a read-back, a row count) can no longer stop the
+// commit. A failing statement still does: PostgreSQL skips what follows it
+// in the round trip, the COMMIT included.
+func (w *Writes) CommitOnFlush() { w.commit = true }
 
 // Exec queues sql with args.
 func (w *Writes) Exec(sql string, args ...any) { w.b.Queue(sql, args...) }
@@ -60,6 +71,10 @@ func (w *Writes) Len() int { return w.b.Len() }
 
 // Flush runs the queued statements in q, in one round trip, and empties w.
 func (w *Writes) Flush(ctx context.Context, q Querier) error {
+	if w.commit {
+		w.b.Queue("commit")
+		w.commit = false
+	}
 	if w.b.Len() == 0 {
 		return nil
 	}
@@ -72,7 +87,9 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 // hands sql's rows to scan (which must read or close them): the usual end
 // of a transaction that queued its writes is to read back what they made.
 func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) error, sql string, args ...any) error {
-	if w.b.Len() == 0 {
+	commit := w.commit
+	w.commit = false
+	if w.b.Len() == 0 && !commit {
 		rows, _ := q.Query(ctx, sql, args...)
 		return scan(rows)
 	}
@@ -80,6 +97,9 @@ func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) 
 	w.b = pgx.Batch{}
 	n := b.Len()
 	b.Queue(sql, args...)
+	if commit {
+		b.Queue("commit") // its result is read by Close
+	}
 	br := q.SendBatch(ctx, &b)
 	for i := range n {
 		var err error
