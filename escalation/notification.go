@@ -3,10 +3,12 @@ package escalation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
 	"github.com/callroom/callroom/internal/pg"
@@ -46,10 +48,11 @@ func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notif
 
 // insertNotification adds a notification for (page, round, step), unless
 // that step already has it; insertNotified also puts a sent one on the
-// page's timeline as notified, in the same statement.
+// page's timeline as notified, in the same statement. The id ($9) is made
+// here, so a statement whose row cannot conflict needs no answer.
 const (
-	insertNotificationRow = `INSERT INTO notifications (page_id, user_id, contact_method_id, channel, round, step, due_at, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`
+	insertNotificationRow = `INSERT INTO notifications (id, page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+		VALUES ($9, $1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`
 	insertNotification = insertNotificationRow + ` RETURNING id`
 	insertNotified     = `WITH n AS (` + insertNotificationRow + ` RETURNING id), t AS (
 		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel) SELECT $1, 'notified', $2, n.id, $4 FROM n)
@@ -60,14 +63,20 @@ const (
 // one row and one delivery job per contact method, due after the rule's
 // delay. A second call for the same step and contact method does nothing,
 // so two rules on one method, or a retried step, never notify twice.
+//
+// The notifications of a page sent in this transaction cannot be there
+// already: they are queued with the transaction's other writes (announce
+// sends them) instead of each costing a round trip to learn whether it was
+// inserted. So are delivery jobs due later (worker.JobInStatement); one due
+// now goes through River, which wakes a worker for it.
 func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round, step int, users []uuid.UUID, now time.Time) (int, error) {
 	plan, err := notify.Plan(ctx, tx, users, p.Priority.urgent())
 	if err != nil {
 		return 0, err
 	}
+	blind := a.newPageID == p.ID
 	var jobs []river.InsertManyParams
 	sent := 0
-	flushed := false
 	for _, pl := range plan {
 		due := now.Add(pl.Delay)
 		// An in-app notification due now is sent here: publishing page.notify
@@ -77,33 +86,33 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		// marks it delivered when it writes it to a live client (Delivered).
 		inApp := pl.Channel == notify.KindInApp && pl.Delay <= 0
 		status := "queued"
-		if inApp {
-			status = "sent"
-		}
-		var id uuid.UUID
 		insert := insertNotification
 		if inApp {
-			insert = insertNotified
+			status, insert = "sent", insertNotified
 		}
-		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status}
-		var err error
-		if !flushed {
+		id := uuid.New()
+		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status, id}
+		if blind {
+			a.writes.ExecCheck(func(tag pgconn.CommandTag) error {
+				if tag.RowsAffected() != 1 {
+					return fmt.Errorf("notification of a new page: %d rows written", tag.RowsAffected())
+				}
+				return nil
+			}, insert, args...)
+		} else {
 			// A notification's row refers to its page's, which may be
 			// queued: the queued writes go first, in the same round trip.
-			flushed = true
-			err = a.writes.FlushQuery(ctx, tx, func(rows pgx.Rows) error {
+			err := a.writes.FlushQuery(ctx, tx, func(rows pgx.Rows) error {
 				var err error
 				id, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[uuid.UUID])
 				return err
 			}, insert, args...)
-		} else {
-			err = tx.QueryRow(ctx, insert, args...).Scan(&id)
-		}
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue // already queued for this step
-		}
-		if err != nil {
-			return 0, err
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // already queued for this step
+			}
+			if err != nil {
+				return 0, err
+			}
 		}
 		a.reached = append(a.reached, pl.UserID)
 		if inApp {
@@ -111,11 +120,22 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			sent++
 			continue
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: &river.InsertOpts{
-			Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts(),
-		}})
+		opts := &river.InsertOpts{Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts()}
+		if job, err := worker.NewJobInStatement(DeliverArgs{NotificationID: id}, *opts, 1, time.Now()); err == nil {
+			a.writes.Exec(job.SQL, job.Args...)
+			sent++
+			continue
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: opts})
 	}
-	if !flushed { // nobody to notify: what is queued still goes before the jobs and the thread
+	// Whoever is paged about a patient joins the patient's thread, where the
+	// page was filed, so they can read the conversation, reply (also by
+	// email) and acknowledge there. The page is already posted, so this
+	// only adds members; the summary is not needed.
+	file := s.FilePage != nil && p.PatientRef != nil && len(users) > 0
+	if len(jobs) > 0 || file {
+		// River's insert and the thread's statements run now: what is
+		// queued (a new page, its notifications) goes first.
 		if err := a.writes.Flush(ctx, tx); err != nil {
 			return 0, err
 		}
@@ -125,11 +145,7 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			return 0, err
 		}
 	}
-	// Whoever is paged about a patient joins the patient's thread, where the
-	// page was filed, so they can read the conversation, reply (also by
-	// email) and acknowledge there. The page is already posted, so this
-	// only adds members; the summary is not needed.
-	if s.FilePage != nil && p.PatientRef != nil && len(users) > 0 {
+	if file {
 		fp := FiledPage{PageID: p.ID, PatientRef: *p.PatientRef, Priority: string(p.Priority), RecipientIDs: users}
 		if p.EncounterRef != nil {
 			fp.EncounterRef = *p.EncounterRef

@@ -163,13 +163,20 @@ func (s *SQLStats) Reset() {
 	s.mu.Unlock()
 }
 
-// Calls is the number of statements recorded.
-func (s *SQLStats) Calls() int {
+// Calls is the number of statements recorded (a batch counts once).
+func (s *SQLStats) Calls() int { return s.CallsWhere(func(string) bool { return true }) }
+
+// CallsWhere is Calls of the statements for which keep returns true, given
+// the statement's first 70 characters ("batch: " and its first statement's
+// for a batch).
+func (s *SQLStats) CallsWhere(keep func(statement string) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, v := range s.m {
-		n += v.n
+	for k, v := range s.m {
+		if keep(k) {
+			n += v.n
+		}
 	}
 	return n
 }
