@@ -164,6 +164,12 @@ func scanPageWith(row pgx.CollectableRow, extra ...any) (Page, error) {
 }
 
 func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, error) {
+	rows, _ := q.Query(ctx, pageSQL(lock), id)
+	return collectPage(rows)
+}
+
+// pageSQL reads page $1, locked with lock.
+func pageSQL(lock bool) string {
 	sql := `SELECT ` + pageColumns + ` FROM pages p WHERE p.id = $1`
 	if lock {
 		// NO KEY UPDATE serialises the page's state changes with each other
@@ -174,7 +180,11 @@ func getPage(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (Page, 
 		// deadlocked with delivery (notification, then page).
 		sql += ` FOR NO KEY UPDATE OF p`
 	}
-	rows, _ := q.Query(ctx, sql, id)
+	return sql
+}
+
+// collectPage reads pageSQL's one row; none is callroom.ErrNotFound.
+func collectPage(rows pgx.Rows) (Page, error) {
 	p, err := pgx.CollectExactlyOneRow(rows, scanPage)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, fmt.Errorf("page: %w", callroom.ErrNotFound)

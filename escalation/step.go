@@ -46,11 +46,14 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	var late time.Duration
 	fired := false
 	var a announcement
-	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		p, err := getPage(ctx, tx, job.Args.PageID, true)
-		if err != nil {
-			return err
-		}
+	var p Page
+	// The page's read goes with the BEGIN, and the COMMIT with the events
+	// (pg.InTxPipelined): every step of every page passes here.
+	first := pg.Read{SQL: pageSQL(true), Args: []any{job.Args.PageID}, Scan: func(rows pgx.Rows) (err error) {
+		p, err = collectPage(rows)
+		return err
+	}}
+	err := pg.InTxPipelined(ctx, s.db, first, func(tx pgx.Tx) error {
 		due := p.Status == Open && p.nextJobID != nil && *p.nextJobID == job.ID
 		if due {
 			now := s.now()
@@ -59,12 +62,12 @@ func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 			}
 			fired, late = true, now.Sub(job.ScheduledAt)
 		}
-		if _, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil || !due {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil || !due {
 			return err
 		}
 		// Last, so the recipients' event counters are locked only for the
-		// commit (events.Publish).
-		_, err = s.announce(ctx, tx, p.ID, &a, false)
+		// commit (events.Publish), which goes in the same round trip.
+		_, err := s.announce(ctx, tx, p.ID, &a, true)
 		return err
 	})
 	if err == nil && fired {
