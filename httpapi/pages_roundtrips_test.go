@@ -57,8 +57,10 @@ func TestSendingAPageRoundTrips(t *testing.T) {
 	// their statements are River's named queries, not the pages'.
 	calls := in.SQL.CallsWhere(func(sql string) bool { return !strings.HasPrefix(sql, "-- name: ") })
 	t.Logf("%d pages: %d round trips\n%s", pages, calls, in.SQL.Top(8))
-	// At most one more: the token's last use, recorded once a minute.
-	if calls > 4*pages+1 {
+	// The instance's periodic work (the audit chain's seal, a token's last
+	// use recorded once a minute) may add a few; one round trip more per
+	// page is 20 more.
+	if calls > 4*pages+pages/2 {
 		t.Errorf("%d round trips for %d pages: %.1f a page, want 4", calls, pages, float64(calls)/pages)
 	}
 
