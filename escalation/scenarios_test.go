@@ -475,3 +475,40 @@ func TestScenarioDirectPage(t *testing.T) {
 		t.Errorf("%d cancelled step jobs, want the unanswered timeout", n)
 	}
 }
+
+// (j) A deactivated account on call is not paged: of a schedule's two
+// people on call, only the active one is notified; a schedule whose only
+// person on call is deactivated reaches nobody, is named on the timeline
+// and alarms the fallback, as an empty schedule does.
+func TestScenarioDeactivatedOnCall(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, c, f := h.user("Dr A"), h.user("Dr C"), h.user("House Supervisor", "nurse")
+	schedule := func(name string, people ...*apitest.Client) string {
+		s := h.admin.Must(201, "POST", "/api/v1/schedules", map[string]any{"name": name, "time_zone": "America/Chicago"})
+		id := s["id"].(string)
+		for i, p := range people {
+			h.admin.Must(201, "POST", "/api/v1/schedules/"+id+"/rotations", map[string]any{
+				"name": fmt.Sprintf("Rotation %d", i), "participants": []any{p.User.ID}, "shift_length": 1, "shift_unit": "weeks",
+				"start": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)})
+		}
+		return id
+	}
+	both := schedule("Cardiology call", a, c)
+	onlyC := schedule("Neurology call", c)
+	h.admin.Must(200, "PATCH", "/api/v1/users/"+c.User.ID.String(), map[string]any{"active": false})
+
+	p := h.page(h.service("Cardiology", 0, f, step{3600, []any{schedT(both)}}), "urgent", "chest pain Zorblax")
+	h.expect(p, sent("Dr A", "in_app", 0, 0))
+
+	q := h.page(h.service("Neurology", 0, f, step{3600, []any{schedT(onlyC)}}), "urgent", "weakness Zorblax")
+	h.expect(q, sent("House Supervisor", "in_app", 0, -1))
+	named := false
+	for _, e := range h.timeline(q) {
+		named = named || (e.Kind == "no_one_on_call" && strings.Contains(e.Detail, "Neurology call"))
+	}
+	if !named {
+		t.Errorf("no no_one_on_call entry naming the schedule: %+v", h.timeline(q))
+	}
+	h.settle()
+}

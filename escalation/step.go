@@ -174,31 +174,15 @@ func (s *Store) resolve(ctx context.Context, tx pgx.Tx, targets []Target, known 
 			}
 			continue
 		}
-		ids, err := oncall.OnCallAtTx(ctx, tx, *t.ScheduleID, now)
+		// Who is on call and not deactivated, in one round trip.
+		ids, name, err := oncall.ReachableAtTx(ctx, tx, *t.ScheduleID, now)
 		if err != nil {
 			return nil, nil, err
 		}
-		rows, _ := tx.Query(ctx, `SELECT id FROM users WHERE id = ANY ($1) AND active`, ids)
-		active, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return nil, nil, err
-		}
-		activeSet := map[uuid.UUID]bool{}
-		for _, id := range active {
-			activeSet[id] = true
-		}
-		n := 0
 		for _, id := range ids {
-			if activeSet[id] {
-				add(id)
-				n++
-			}
+			add(id)
 		}
-		if n == 0 {
-			var name string
-			if err := tx.QueryRow(ctx, `SELECT name FROM schedules WHERE id = $1`, *t.ScheduleID).Scan(&name); err != nil {
-				return nil, nil, err
-			}
+		if len(ids) == 0 {
 			empty = append(empty, name)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,20 @@ type span struct{ from, to time.Time }
 // sp in one round trip (a pgx batch): who-is-on-call is asked on every page,
 // so it must cost one trip to the database, not four.
 func load(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span) (ScheduleInfo, []Rotation, []Rule, []StoredOverride, error) {
+	return loadWith(ctx, tx, id, sp, nil)
+}
+
+// inactiveSQL finds the deactivated accounts among everyone schedule $1 can
+// put on call within [$2, $3): its rotations' participants, its rules' people
+// and the people its overrides add.
+const inactiveSQL = `SELECT u.id FROM users u WHERE NOT u.active AND u.id IN (
+		SELECT unnest(participants) FROM rotations WHERE schedule_id = $1
+		UNION ALL SELECT user_id FROM schedule_rules WHERE schedule_id = $1
+		UNION ALL SELECT add_user_id FROM schedule_overrides WHERE schedule_id = $1 AND end_at > $2 AND start_at < $3)`
+
+// loadWith is load; a non-nil inactive also receives, from the same round
+// trip, the deactivated accounts among the schedule's people (sp required).
+func loadWith(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span, inactive *[]uuid.UUID) (ScheduleInfo, []Rotation, []Rule, []StoredOverride, error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+scheduleColumns+` FROM schedules WHERE id = $1`, id)
 	b.Queue(`SELECT id, name, participants, shift_length, shift_unit, start_at FROM rotations WHERE schedule_id = $1 ORDER BY created_at, id`, id)
@@ -27,6 +42,9 @@ func load(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span) (ScheduleInfo,
 	if sp != nil {
 		b.Queue(`SELECT `+overrideColumns+` FROM schedule_overrides
 			WHERE schedule_id = $1 AND end_at > $2 AND start_at < $3 ORDER BY start_at, id`, id, sp.from, sp.to)
+	}
+	if inactive != nil {
+		b.Queue(inactiveSQL, id, sp.from, sp.to)
 	}
 	res := tx.SendBatch(ctx, b)
 	defer res.Close()
@@ -68,6 +86,12 @@ func load(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span) (ScheduleInfo,
 			return info, nil, nil, nil, err
 		}
 	}
+	if inactive != nil {
+		rows, _ = res.Query()
+		if *inactive, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+			return info, nil, nil, nil, err
+		}
+	}
 	return info, rotations, rules, overrides, nil
 }
 
@@ -84,7 +108,13 @@ func compileFor(ctx context.Context, q pg.Beginner, id uuid.UUID, sp span) (*Com
 }
 
 func compileTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp span) (*Compiled, ScheduleInfo, error) {
-	info, rotations, rules, stored, err := load(ctx, tx, id, &sp)
+	return compileWith(ctx, tx, id, sp, nil)
+}
+
+// compileWith is compileTx; a non-nil inactive also receives the schedule's
+// deactivated people (loadWith).
+func compileWith(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp span, inactive *[]uuid.UUID) (*Compiled, ScheduleInfo, error) {
+	info, rotations, rules, stored, err := loadWith(ctx, tx, id, &sp, inactive)
 	if err != nil {
 		return nil, info, err
 	}
@@ -106,14 +136,23 @@ func (s *Store) OnCallAt(ctx context.Context, id uuid.UUID, t time.Time) ([]uuid
 	return c.OnCallAt(t), nil
 }
 
-// OnCallAtTx is OnCallAt inside the caller's transaction, for an escalation
-// step that must resolve its targets consistently with the page it updates.
-func OnCallAtTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, t time.Time) ([]uuid.UUID, error) {
-	c, _, err := compileTx(ctx, tx, id, span{t, t.Add(time.Nanosecond)})
+// ReachableAtTx is who is on call on schedule id at t, inside the caller's
+// transaction, without the people whose accounts are deactivated (an
+// escalation step pages nobody else), with the schedule's name for the
+// timeline when nobody is left, all in the one round trip of the schedule's
+// read: it is asked at every step that targets a schedule.
+func ReachableAtTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, t time.Time) (ids []uuid.UUID, name string, err error) {
+	var inactive []uuid.UUID
+	c, info, err := compileWith(ctx, tx, id, span{t, t.Add(time.Nanosecond)}, &inactive)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return c.OnCallAt(t), nil
+	for _, id := range c.OnCallAt(t) {
+		if !slices.Contains(inactive, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, info.Name, nil
 }
 
 // Shifts returns each user's on-call intervals on schedule id within [from, to).
