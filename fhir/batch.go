@@ -239,7 +239,8 @@ type batchReads struct {
 // may be slow), then, in one transaction, applies each notification that is
 // still waiting under a savepoint, so one that fails leaves the others done.
 // Those it could not apply are released for a retry (see retryLater). The
-// events of the whole batch are published together at the end. An error
+// events of the whole batch are published together at the end, and the
+// reads of its new patients' identifiers queued in one insert. An error
 // means nothing was committed; the claims are released.
 func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []storedNotification) error {
 	done := map[uuid.UUID]bool{}    // applied
@@ -269,6 +270,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	}
 	defer free()
 	dctx, published := events.Defer(ctx)
+	dctx, patients := gatherPatientReads(dctx)
 	var gaveUp []uuid.UUID
 	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var mine []uuid.UUID
@@ -293,18 +295,22 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			if _, err := tx.Exec(ctx, `SAVEPOINT notification`); err != nil {
 				return err
 			}
-			mark := published.Len()
+			mark, marked := published.Len(), len(patients.refs)
 			outcome, err := p.write(dctx, tx)
 			if err != nil {
 				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT notification`); rerr != nil {
 					return rerr
 				}
 				published.Truncate(mark)
+				patients.truncate(marked)
 				failed[p.id] = err
 				continue
 			}
 			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, clip(outcome, 500))
 			done[p.id] = true
+		}
+		if err := patients.insert(ctx, s, tx); err != nil {
+			return err
 		}
 		var err error
 		if gaveUp, err = s.retryLater(ctx, tx, &writes, failed); err != nil {
