@@ -224,6 +224,7 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 	if err := in.validate(); err != nil {
 		return Page{}, false, err
 	}
+	defer s.paging()()
 	var a announcement
 	p, created, err = s.create(ctx, by, in, &a, true)
 	fired := err == nil && created

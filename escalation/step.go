@@ -43,6 +43,7 @@ type StepWorker struct {
 // effects, so a crash re-runs either both or neither.
 func (w *StepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	s := w.Store
+	defer s.paging()()
 	var late time.Duration
 	fired := false
 	var a announcement

@@ -53,6 +53,12 @@ type Store struct {
 	PageSettled func(ctx context.Context, tx pgx.Tx, p Page) error
 	// Observe, when set, hears about pages, steps and notifications (metrics).
 	Observe Observer
+	// Paging, when set, is told as a page is sent (Create, and each later
+	// step a job fires) and the func it returns when that is done: package
+	// fhir holds the EHR's batches back meanwhile (fhir.Priority), so a
+	// burst of notifications does not take the instance from paging. It
+	// must be cheap: it runs on every page.
+	Paging func() (done func())
 	// ThreadMembers, when set, returns the current members of the thread a
 	// page was filed in: its page.updated events go to them too, so the
 	// care team sees the page change from the thread.
@@ -68,6 +74,14 @@ type Store struct {
 // the River client is built after the workers, which need the Store.
 func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
 	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second}
+}
+
+// paging calls Paging, if set.
+func (s *Store) paging() (done func()) {
+	if s.Paging == nil {
+		return func() {}
+	}
+	return s.Paging()
 }
 
 func (s *Store) deliverAttempts() int {

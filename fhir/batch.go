@@ -239,7 +239,8 @@ type batchReads struct {
 // may be slow), then, in one transaction, applies each notification that is
 // still waiting under a savepoint, so one that fails leaves the others done.
 // Those it could not apply are released for a retry (see retryLater). The
-// events of the whole batch are published together at the end. An error
+// events of the whole batch are published together at the end, and the
+// reads of its new patients' identifiers queued in one insert. An error
 // means nothing was committed; the claims are released.
 func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []storedNotification) error {
 	done := map[uuid.UUID]bool{}    // applied
@@ -258,19 +259,20 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	for i, p := range ready {
 		ids[i] = p.id
 	}
-	// At most Config.WritingBatches batches of this instance write at once,
-	// so that a burst from the EHR leaves paging its share of the machine
-	// and of the pool's connections.
-	select {
-	case s.writing <- struct{}{}:
-		defer func() { <-s.writing }()
-	case <-ctx.Done():
+	// Pages first: while this instance sends pages, at most
+	// Config.WritingBatches batches write at once, so that a burst from the
+	// EHR leaves paging its share of the machine and of the pool's
+	// connections; otherwise Config.IdleWritingBatches (see Priority).
+	free, err := s.priority.acquire(ctx)
+	if err != nil {
 		s.release(batch)
-		return ctx.Err()
+		return err
 	}
+	defer free()
 	dctx, published := events.Defer(ctx)
+	dctx, patients := gatherPatientReads(dctx)
 	var gaveUp []uuid.UUID
-	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var mine []uuid.UUID
 		if len(ids) > 0 {
 			// Normally ours alone; a job that outlived its claim waits here
@@ -293,18 +295,22 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			if _, err := tx.Exec(ctx, `SAVEPOINT notification`); err != nil {
 				return err
 			}
-			mark := published.Len()
+			mark, marked := published.Len(), len(patients.refs)
 			outcome, err := p.write(dctx, tx)
 			if err != nil {
 				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT notification`); rerr != nil {
 					return rerr
 				}
 				published.Truncate(mark)
+				patients.truncate(marked)
 				failed[p.id] = err
 				continue
 			}
 			writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, clip(outcome, 500))
 			done[p.id] = true
+		}
+		if err := patients.insert(ctx, s, tx); err != nil {
+			return err
 		}
 		var err error
 		if gaveUp, err = s.retryLater(ctx, tx, &writes, failed); err != nil {
@@ -342,12 +348,11 @@ func (s *Store) release(batch []storedNotification) {
 }
 
 // DefaultWritingBatches is how many batches one instance applies at once
-// unless Config.WritingBatches says otherwise. Measured on 2 cores at 500
-// notifications/s (docs/PERFORMANCE.md): with 16, notifications were
-// applied within p99 170 ms, but pages sent meanwhile reached the
-// physician's stream at p50 270-380 ms instead of 23 ms; with 4, paging
-// stayed as it was (p50 26 ms) and notifications took p99 0.6-0.9 s. Pages
-// come first.
+// while it sends pages (see Priority), unless Config.WritingBatches says
+// otherwise. Measured on 2 cores at 500 notifications/s
+// (docs/PERFORMANCE.md): with 16 applying, pages sent meanwhile reached the
+// physician's stream at p99 416-616 ms; with 4, at p99 118-129 ms (16-30
+// without the burst). Pages come first.
 const DefaultWritingBatches = 4
 
 func claimedIDs(batch []storedNotification) []uuid.UUID {

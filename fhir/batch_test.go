@@ -45,15 +45,27 @@ func (e *env) notify(sub string, resource map[string]any) uuid.UUID {
 // fault in the database, as a bug or a broken constraint would be) until
 // the returned function is called.
 func (e *env) failThreadsOf(patient string) (remove func()) {
+	return e.fault("threads", "NEW.patient_ref", patient)
+}
+
+// failTeamsOf makes the database refuse to add EHR care-team members to a
+// thread of patient: the notification fails after opening the thread.
+func (e *env) failTeamsOf(patient string) (remove func()) {
+	return e.fault("fhir_thread_members", "(SELECT patient_ref FROM threads WHERE id = NEW.thread_id)", patient)
+}
+
+// fault makes inserts into table fail where patientOf (an expression on
+// NEW) is patient, until the returned function is called.
+func (e *env) fault(table, patientOf, patient string) (remove func()) {
 	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.in.DB.Pool.Exec(ctx, `CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.patient_ref = '`+patient+`' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$;
-		CREATE TRIGGER test_fault BEFORE INSERT ON threads FOR EACH ROW EXECUTE FUNCTION test_fault()`); err != nil {
+	if _, err := e.in.DB.Pool.Exec(ctx, `CREATE FUNCTION test_fault_`+table+`() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF `+patientOf+` = '`+patient+`' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER test_fault BEFORE INSERT ON `+table+` FOR EACH ROW EXECUTE FUNCTION test_fault_`+table+`()`); err != nil {
 		e.t.Fatal(err)
 	}
 	return func() {
-		if _, err := e.in.DB.Pool.Exec(ctx, `DROP TRIGGER test_fault ON threads`); err != nil {
+		if _, err := e.in.DB.Pool.Exec(ctx, `DROP TRIGGER test_fault ON `+table); err != nil {
 			e.t.Fatal(err)
 		}
 	}
@@ -71,17 +83,18 @@ func (e *env) pauseProcessing() {
 }
 
 // A burst of notifications is applied in a few transactions, not one each;
-// a notification whose changes fail (here a fault injected in the database)
-// leaves the rest of its batch applied, and is applied by its own job's
-// retry once the fault is gone. The physician on every team gets every
-// event, numbered without gaps.
+// a notification whose changes fail (here a fault injected in the database,
+// after its thread was opened) leaves the rest of its batch applied, and is
+// applied by its own job's retry once the fault is gone. The physician on
+// every team gets every event, numbered without gaps; each new patient's
+// identifiers are read once, and not for the change that was undone.
 func TestBurstIsProcessedInBatches(t *testing.T) {
 	t.Parallel()
 	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
 	doc, pr := e.clinician("Dr Burst", "physician", true)
 	ctx := context.Background()
 	db := e.in.DB.Pool
-	removeFault := e.failThreadsOf("Patient/poison")
+	removeFault := e.failTeamsOf("Patient/poison")
 	e.pauseProcessing()
 	const n = 40
 	var poison uuid.UUID
@@ -122,6 +135,14 @@ func TestBurstIsProcessedInBatches(t *testing.T) {
 		t.Errorf("Dr Burst's stream has %d events up to seq %d: want at least %d, numbered without gaps", events, maxSeq, n-1)
 	}
 
+	reads := func(patients string) (n int) {
+		db.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'fhir.link_patient' AND args->>'patient' LIKE $1`, patients).Scan(&n) //nolint:errcheck
+		return n
+	}
+	if got, poisoned := reads("Patient/burst-%"), reads("Patient/poison"); got != n-1 || poisoned != 0 {
+		t.Errorf("%d reads of patients' identifiers queued for %d threads opened, %d for the one undone", got, n-1, poisoned)
+	}
+
 	removeFault()
 	eventually(t, "the poisoned notification processed by its retry", func() bool {
 		var done bool
@@ -130,6 +151,9 @@ func TestBurstIsProcessedInBatches(t *testing.T) {
 	})
 	if id, _, members := e.threadOf("Patient/poison", "Encounter/burst-20"); id == uuid.Nil || !sameMembers(members, doc.User.ID) {
 		t.Errorf("the poisoned patient's thread: %s with %v", id, members)
+	}
+	if got := reads("Patient/poison"); got != 1 {
+		t.Errorf("%d reads of the poisoned patient's identifiers queued once its thread opened, want 1", got)
 	}
 	metric(t, e.in.MetricsURL, "callroom_fhir_operations_total", `operation="notification",outcome="accepted"`, n)
 	metric(t, e.in.MetricsURL, "callroom_fhir_operations_total", `operation="processing",outcome="applied"`, n)

@@ -123,6 +123,12 @@ func BenchmarkNotifications(b *testing.B) {
 		apply.Add(a)
 	}
 	rows.Close()
+	// Waiting for one of the pool's connections (the server's pool, 20):
+	// what accepts and batches compete for besides the CPU.
+	if st := in.DB.Pool.Stat(); st.AcquireCount() > 0 {
+		b.ReportMetric(float64(st.EmptyAcquireCount())/float64(st.AcquireCount()), "pool-waited-fraction")
+		b.ReportMetric(benchutil.Ms(st.EmptyAcquireWaitTime()/time.Duration(max(st.EmptyAcquireCount(), 1))), "pool-wait-mean-ms")
+	}
 	b.ReportMetric(benchutil.Ms(claimWait.Quantile(0.5)), "claim-wait-p50-ms")
 	b.ReportMetric(benchutil.Ms(claimWait.Quantile(0.99)), "claim-wait-p99-ms")
 	b.ReportMetric(benchutil.Ms(apply.Quantile(0.5)), "apply-p50-ms")

@@ -113,10 +113,29 @@ type Config struct {
 	// callroom writes (default IdentifierSystem).
 	IdentifierSystem string
 	// WritingBatches bounds the batches of notifications one instance
-	// applies at once (default DefaultWritingBatches, at most 64). More
-	// applies an EHR burst sooner but takes CPU and connections from
-	// paging on the same machine; see docs/PERFORMANCE.md.
+	// applies at once while it sends pages (default DefaultWritingBatches,
+	// at most 64): more applies an EHR burst sooner but takes CPU and
+	// connections from paging on the same machine; see Priority and
+	// docs/PERFORMANCE.md.
 	WritingBatches int
+	// IdleWritingBatches bounds them while the instance sends no pages
+	// (default DefaultIdleWritingBatches, or WritingBatches if that is
+	// more; at most 64, at least WritingBatches). Equal to WritingBatches,
+	// the cap is fixed.
+	IdleWritingBatches int
+}
+
+// writingBatches returns the caps while paging and while idle, defaults
+// applied.
+func (c Config) writingBatches() (paging, idle int) {
+	paging, idle = c.WritingBatches, c.IdleWritingBatches
+	if paging <= 0 {
+		paging = DefaultWritingBatches
+	}
+	if idle <= 0 {
+		idle = max(DefaultIdleWritingBatches, paging)
+	}
+	return paging, idle
 }
 
 // Check reports the first configuration mistake.
@@ -126,6 +145,12 @@ func (c Config) Check() error {
 	}
 	if c.WritingBatches < 0 || c.WritingBatches > 64 {
 		return fmt.Errorf("fhir: writing_batches %d: want 1 to 64 (or 0 for the default, %d)", c.WritingBatches, DefaultWritingBatches)
+	}
+	if c.IdleWritingBatches < 0 || c.IdleWritingBatches > 64 {
+		return fmt.Errorf("fhir: writing_batches_idle %d: want 1 to 64 (or 0 for the default, %d)", c.IdleWritingBatches, DefaultIdleWritingBatches)
+	}
+	if paging, _ := c.writingBatches(); c.IdleWritingBatches > 0 && c.IdleWritingBatches < paging {
+		return fmt.Errorf("fhir: writing_batches_idle %d: want at least writing_batches (%d)", c.IdleWritingBatches, paging)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Subscriptions {

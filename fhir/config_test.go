@@ -65,6 +65,9 @@ func TestConfigFileMistakes(t *testing.T) {
 		{`{"base_url": "http://x", "bearer_token": "t", "smart": {"client_id": "c", "private_key_file": "k"}}`, "not both"},
 		{`{"base_url": "http://x", "writing_batches": 65}`, "writing_batches 65"},
 		{`{"base_url": "http://x", "writing_batches": -1}`, "writing_batches -1"},
+		{`{"base_url": "http://x", "writing_batches_idle": 65}`, "writing_batches_idle 65"},
+		{`{"base_url": "http://x", "writing_batches_idle": 2}`, "at least writing_batches (4)"},
+		{`{"base_url": "http://x", "writing_batches": 8, "writing_batches_idle": 6}`, "at least writing_batches (8)"},
 	}
 	for _, c := range cases {
 		_, _, err := fhir.LoadConfig(writeConfig(t, c.text), "")
@@ -75,12 +78,16 @@ func TestConfigFileMistakes(t *testing.T) {
 }
 
 // writing_batches sets how many batches of notifications an instance
-// applies at once.
+// applies at once while it sends pages, writing_batches_idle while not.
 func TestConfigWritingBatches(t *testing.T) {
 	t.Parallel()
 	cfg, _, err := fhir.LoadConfig(writeConfig(t, `{"base_url": "http://x", "writing_batches": 16}`), "")
-	if err != nil || cfg.WritingBatches != 16 {
+	if err != nil || cfg.WritingBatches != 16 || cfg.IdleWritingBatches != 0 {
 		t.Fatalf("writing_batches 16: %+v, %v", cfg.WritingBatches, err)
+	}
+	cfg, _, err = fhir.LoadConfig(writeConfig(t, `{"base_url": "http://x", "writing_batches": 2, "writing_batches_idle": 2}`), "")
+	if err != nil || cfg.WritingBatches != 2 || cfg.IdleWritingBatches != 2 {
+		t.Fatalf("writing_batches 2, idle 2 (a fixed cap): %+v, %v", cfg, err)
 	}
 	cfg, _, err = fhir.LoadConfig(writeConfig(t, `{"base_url": "http://x"}`), "")
 	if err != nil || cfg.WritingBatches != 0 {

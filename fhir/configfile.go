@@ -17,10 +17,12 @@ type fileConfig struct {
 	Timeout          string `json:"timeout"`
 	IdentifierSystem string `json:"identifier_system"`
 	// SubscribeOnStart registers the subscriptions when serve starts.
-	SubscribeOnStart bool               `json:"subscribe_on_start"`
-	DailyDigest      bool               `json:"daily_digest"`
-	WritingBatches   int                `json:"writing_batches"`
-	Subscriptions    []fileSubscription `json:"subscriptions"`
+	SubscribeOnStart bool `json:"subscribe_on_start"`
+	DailyDigest      bool `json:"daily_digest"`
+	WritingBatches   int  `json:"writing_batches"`
+	// IdleWritingBatches: writing_batches while no pages are being sent.
+	IdleWritingBatches int                `json:"writing_batches_idle"`
+	Subscriptions      []fileSubscription `json:"subscriptions"`
 	// SMART on FHIR EHR launch.
 	Launch *struct {
 		ClientID     string `json:"client_id"`
@@ -63,7 +65,7 @@ func LoadConfig(path, endpoint string) (Config, bool, error) {
 		return Config{}, false, fmt.Errorf("fhir config %s: %w", path, err)
 	}
 	cfg := Config{BaseURL: f.BaseURL, BearerToken: f.BearerToken, Endpoint: endpoint, IdentifierSystem: f.IdentifierSystem,
-		DailyDigest: f.DailyDigest, WritingBatches: f.WritingBatches}
+		DailyDigest: f.DailyDigest, WritingBatches: f.WritingBatches, IdleWritingBatches: f.IdleWritingBatches}
 	if f.SMART != nil {
 		if f.BearerToken != "" {
 			return Config{}, false, fmt.Errorf("fhir config %s: set bearer_token or smart, not both", path)

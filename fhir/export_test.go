@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -9,3 +10,11 @@ import (
 // ProcessNow runs what one ProcessArgs job runs, for tests that hold locks
 // around it.
 func (s *Store) ProcessNow(ctx context.Context, id uuid.UUID) error { return s.process(ctx, id) }
+
+// LastPageSent is when the store last heard that a page was sent (zero:
+// never), for tests of the server's wiring.
+func (s *Store) LastPageSent() time.Time {
+	s.priority.mu.Lock()
+	defer s.priority.mu.Unlock()
+	return s.priority.lastSent
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,7 +86,47 @@ func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, ref string, subject
 	if !opened {
 		return nil
 	}
+	if q, ok := ctx.Value(patientReadsKey{}).(*patientReads); ok {
+		q.refs = append(q.refs, ref)
+		return nil
+	}
 	_, err := worker.InsertTx(ctx, s.river, tx, LinkPatientArgs{Patient: ref}, nil)
+	return err
+}
+
+// patientReads gathers the Patient reads (LinkPatientArgs) a batch of
+// notifications queues, so that their jobs go in one statement at the end
+// of the batch's transaction rather than one insert (a round trip and a
+// unique check) per thread opened: River's job inserts were the largest
+// part of PostgreSQL's time per notification (docs/PERFORMANCE.md).
+type patientReads struct{ refs []string }
+
+type patientReadsKey struct{}
+
+// gatherPatientReads returns ctx in which patientNamed adds to the
+// returned patientReads instead of inserting.
+func gatherPatientReads(ctx context.Context) (context.Context, *patientReads) {
+	q := &patientReads{}
+	return context.WithValue(ctx, patientReadsKey{}, q), q
+}
+
+// truncate drops the reads added after the first n, for a notification
+// rolled back to its savepoint.
+func (q *patientReads) truncate(n int) { q.refs = q.refs[:n] }
+
+// insert queues the gathered reads in tx, each patient once, and empties q.
+func (q *patientReads) insert(ctx context.Context, s *Store, tx pgx.Tx) error {
+	slices.Sort(q.refs)
+	refs := slices.Compact(q.refs)
+	q.refs = nil
+	if len(refs) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(refs))
+	for i, ref := range refs {
+		params[i] = river.InsertManyParams{Args: LinkPatientArgs{Patient: ref}}
+	}
+	_, err := worker.InsertManyTx(ctx, s.river, tx, params)
 	return err
 }
 

@@ -36,8 +36,8 @@ type Store struct {
 	// Observe, when set before serving, counts notifications received and
 	// processed and write-backs sent (package metrics).
 	Observe Observer
-	// writing holds a slot per batch being written (Config.WritingBatches).
-	writing chan struct{}
+	// priority holds batches back while this instance sends pages.
+	priority *Priority
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).
@@ -45,12 +45,9 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	writing := cfg.WritingBatches
-	if writing <= 0 {
-		writing = DefaultWritingBatches
-	}
+	paging, idle := cfg.writingBatches()
 	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
-		writing: make(chan struct{}, writing)}
+		priority: NewPriority(paging, idle, PagingWindow)}
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the

@@ -73,10 +73,13 @@ func New(cfg Config) (*Client, error) {
 		}
 		// The default FetchCooldown (100 ms) caps a queue at MaxWorkers per
 		// 100 ms and adds ~50 ms to every pickup; paging cannot afford that.
+		// The fhir queue's workers claim and prepare batches; how many of
+		// them write at once is fhir.Priority's to say (16 while the
+		// instance sends no pages, 4 while it does, by default).
 		rc.Queues = map[string]river.QueueConfig{
 			QueueEscalation: {MaxWorkers: 20, FetchPollInterval: poll, FetchCooldown: 2 * time.Millisecond},
 			QueueNotify:     {MaxWorkers: 30, FetchPollInterval: 100 * time.Millisecond, FetchCooldown: 5 * time.Millisecond},
-			QueueFHIR:       {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
+			QueueFHIR:       {MaxWorkers: 20, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
 			QueueEHR:        {MaxWorkers: 10, FetchPollInterval: 500 * time.Millisecond, FetchCooldown: 10 * time.Millisecond},
 			QueueDefault:    {MaxWorkers: 10},
 		}

@@ -184,6 +184,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		river.AddWorker(workers, &fhir.DigestWorker{Store: s.FHIR})
 		river.AddWorker(workers, &fhir.LinkPatientWorker{Store: s.FHIR})
 		s.Pages.PageSettled = s.FHIR.PageSettled
+		// Pages first: the EHR's batches wait while this instance pages.
+		s.Pages.Paging = s.FHIR.Paging
 	}
 	periodic := []*river.PeriodicJob{auth.SweepSessionsPeriodic(), events.PurgePeriodic(), escalation.SweepPeriodic(), inbox.PurgePeriodic(),
 		ratelimit.SweepPeriodic(), audit.SealPeriodic()}
