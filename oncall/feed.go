@@ -127,7 +127,7 @@ func (s *Store) WriteFeed(ctx context.Context, secret string, now time.Time, w i
 		}
 		users := map[uuid.UUID]bool{}
 		for _, id := range ids {
-			c, info, err := compileTx(ctx, tx, id, span{from, to})
+			c, info, err := compileTx(ctx, tx, id, span{from, to}, nil)
 			if err != nil {
 				return err
 			}

@@ -134,7 +134,7 @@ func scheduleInfo(ctx context.Context, q pg.Querier, id uuid.UUID, lock bool) (S
 func (s *Store) Schedule(ctx context.Context, id uuid.UUID) (ScheduleDetail, error) {
 	var d ScheduleDetail
 	err := pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		info, rotations, rules, _, err := load(ctx, tx, id, nil)
+		info, rotations, rules, _, err := load(ctx, tx, id, nil, nil)
 		d = ScheduleDetail{ScheduleInfo: info, Rotations: rotations, Rules: rules}
 		return err
 	})

@@ -17,13 +17,6 @@ import (
 // span is the range of overrides to load; nil loads none.
 type span struct{ from, to time.Time }
 
-// load reads a schedule's row, rotations, rules and the overrides overlapping
-// sp in one round trip (a pgx batch): who-is-on-call is asked on every page,
-// so it must cost one trip to the database, not four.
-func load(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span) (ScheduleInfo, []Rotation, []Rule, []StoredOverride, error) {
-	return loadWith(ctx, tx, id, sp, nil)
-}
-
 // inactiveSQL finds the deactivated accounts among everyone schedule $1 can
 // put on call within [$2, $3): its rotations' participants, its rules' people
 // and the people its overrides add.
@@ -32,9 +25,12 @@ const inactiveSQL = `SELECT u.id FROM users u WHERE NOT u.active AND u.id IN (
 		UNION ALL SELECT user_id FROM schedule_rules WHERE schedule_id = $1
 		UNION ALL SELECT add_user_id FROM schedule_overrides WHERE schedule_id = $1 AND end_at > $2 AND start_at < $3)`
 
-// loadWith is load; a non-nil inactive also receives, from the same round
-// trip, the deactivated accounts among the schedule's people (sp required).
-func loadWith(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span, inactive *[]uuid.UUID) (ScheduleInfo, []Rotation, []Rule, []StoredOverride, error) {
+// load reads a schedule's row, rotations, rules and the overrides overlapping
+// sp in one round trip (a pgx batch): who-is-on-call is asked on every page,
+// so it must cost one trip to the database, not four. A non-nil inactive
+// also receives, from the same round trip, the deactivated accounts among
+// the schedule's people (sp required).
+func load(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp *span, inactive *[]uuid.UUID) (ScheduleInfo, []Rotation, []Rule, []StoredOverride, error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+scheduleColumns+` FROM schedules WHERE id = $1`, id)
 	b.Queue(`SELECT id, name, participants, shift_length, shift_unit, start_at FROM rotations WHERE schedule_id = $1 ORDER BY created_at, id`, id)
@@ -101,20 +97,17 @@ func compileFor(ctx context.Context, q pg.Beginner, id uuid.UUID, sp span) (*Com
 	var info ScheduleInfo
 	err := pg.InTx(ctx, q, func(tx pgx.Tx) error {
 		var err error
-		c, info, err = compileTx(ctx, tx, id, sp)
+		c, info, err = compileTx(ctx, tx, id, sp, nil)
 		return err
 	})
 	return c, info, err
 }
 
-func compileTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp span) (*Compiled, ScheduleInfo, error) {
-	return compileWith(ctx, tx, id, sp, nil)
-}
-
-// compileWith is compileTx; a non-nil inactive also receives the schedule's
-// deactivated people (loadWith).
-func compileWith(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp span, inactive *[]uuid.UUID) (*Compiled, ScheduleInfo, error) {
-	info, rotations, rules, stored, err := loadWith(ctx, tx, id, &sp, inactive)
+// compileTx loads and compiles a schedule with the overrides overlapping sp,
+// in tx; a non-nil inactive also receives the schedule's deactivated people
+// (load).
+func compileTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, sp span, inactive *[]uuid.UUID) (*Compiled, ScheduleInfo, error) {
+	info, rotations, rules, stored, err := load(ctx, tx, id, &sp, inactive)
 	if err != nil {
 		return nil, info, err
 	}
@@ -143,7 +136,7 @@ func (s *Store) OnCallAt(ctx context.Context, id uuid.UUID, t time.Time) ([]uuid
 // read: it is asked at every step that targets a schedule.
 func ReachableAtTx(ctx context.Context, tx pgx.Tx, id uuid.UUID, t time.Time) (ids []uuid.UUID, name string, err error) {
 	var inactive []uuid.UUID
-	c, info, err := compileWith(ctx, tx, id, span{t, t.Add(time.Nanosecond)}, &inactive)
+	c, info, err := compileTx(ctx, tx, id, span{t, t.Add(time.Nanosecond)}, &inactive)
 	if err != nil {
 		return nil, "", err
 	}
