@@ -121,7 +121,11 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			continue
 		}
 		opts := &river.InsertOpts{Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts()}
-		if job, err := worker.NewJobInStatement(DeliverArgs{NotificationID: id}, *opts, 1, time.Now()); err == nil {
+		if wall := time.Now(); due.After(wall) {
+			job, err := worker.NewJobInStatement(DeliverArgs{NotificationID: id}, *opts, 1, wall)
+			if err != nil {
+				return 0, err
+			}
 			a.writes.Exec(job.SQL, job.Args...)
 			sent++
 			continue

@@ -279,14 +279,6 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 	if in.ServiceID != nil {
 		target = in.ServiceID
 		first = servicePolicyRead(*in.ServiceID, &policy)
-		scan := first.Scan
-		first.Scan = func(rows pgx.Rows) error {
-			err := scan(rows)
-			if errors.Is(err, callroom.ErrNotFound) {
-				return callroom.Invalid("service_id", "no such service")
-			}
-			return err
-		}
 	} else {
 		first = pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
 			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
@@ -433,17 +425,21 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 	return err
 }
 
+// pageInsertColumns are a new page's columns, as pageInsertSQL and
+// pageInsertWithJobSQL write them.
+const pageInsertColumns = `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)`
+
 // pageInsertSQL is a new page's insert. Its first step fills in step,
 // next_job_id and next_step_at while it is still queued (advance), usually
 // by making it pageInsertWithJobSQL.
-const pageInsertSQL = `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+const pageInsertSQL = pageInsertColumns + `
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // pageInsertWithJobSQL is pageInsertSQL that also writes the job of the
 // page's next step (worker.JobInStatement, its parameters from $14) and
 // takes its id: one statement, no round trip for the job.
 const pageInsertWithJobSQL = `WITH job AS (%s)
-	INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)
+	` + pageInsertColumns + `
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT id FROM job), $13)`
 
 // advanceWithJobSQL records a fired step and writes the next one's job
@@ -462,9 +458,9 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID 
 	// step and job in that insert: no update of the row just written (the
 	// first step of most pages).
 	newPage := a.newPage != nil && a.newPageID == pageID && round == 0 && a.writes.Queued(a.newPage)
-	if next.After(time.Now()) {
+	if wall := time.Now(); next.After(wall) {
 		if newPage {
-			job, err := worker.NewJobInStatement(args, *stepOpts(next), 14, time.Now())
+			job, err := worker.NewJobInStatement(args, *stepOpts(next), 14, wall)
 			if err != nil {
 				return err
 			}
@@ -473,7 +469,7 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, a *announcement, pageID 
 			q.Arguments = append(append(q.Arguments[:11:11], step, next), job.Args...)
 			return nil
 		}
-		job, err := worker.NewJobInStatement(args, *stepOpts(next), 5, time.Now())
+		job, err := worker.NewJobInStatement(args, *stepOpts(next), 5, wall)
 		if err != nil {
 			return err
 		}

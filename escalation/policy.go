@@ -2,6 +2,7 @@ package escalation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -211,11 +212,15 @@ func loadPolicy(ctx context.Context, q pg.Querier, id uuid.UUID) (Policy, error)
 
 // servicePolicyRead reads the policy of service id into *p, as the first
 // statement of the transaction that sends a page (pg.InTxPipelined: it goes
-// with the BEGIN). No rows means no such service (callroom.ErrNotFound).
+// with the BEGIN). No rows means no such service: the page's service_id is
+// invalid.
 func servicePolicyRead(serviceID uuid.UUID, p *Policy) pg.Read {
 	return pg.Read{SQL: policySQL(`ep.id = (SELECT escalation_policy_id FROM services WHERE id = $1)`), Args: []any{serviceID},
 		Scan: func(rows pgx.Rows) (err error) {
 			*p, err = scanPolicy(rows)
+			if errors.Is(err, callroom.ErrNotFound) {
+				return callroom.Invalid("service_id", "no such service")
+			}
 			return err
 		}}
 }
