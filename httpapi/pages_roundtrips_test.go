@@ -81,8 +81,8 @@ func TestSendingAPageRoundTrips(t *testing.T) {
 	}
 	// River's pollers run meanwhile (the escalation queue every 50 ms);
 	// their statements are River's named queries, not the pages'.
-	river := func(sql string) bool { return !strings.HasPrefix(sql, "-- name: ") }
-	calls := in.SQL.CallsWhere(river)
+	ours := func(sql string) bool { return !strings.HasPrefix(sql, "-- name: ") }
+	calls := in.SQL.CallsWhere(ours)
 	t.Logf("%d pages to a schedule: %d round trips", pages, calls)
 	if calls > 5*pages+pages/2 {
 		t.Errorf("paging a schedule: %d round trips for %d pages: %.1f a page, want 5", calls, pages, float64(calls)/pages)
@@ -91,7 +91,7 @@ func TestSendingAPageRoundTrips(t *testing.T) {
 	for range pages {
 		send(svc.String())
 	}
-	calls = in.SQL.CallsWhere(river)
+	calls = in.SQL.CallsWhere(ours)
 	t.Logf("%d pages: %d round trips\n%s", pages, calls, in.SQL.Top(8))
 	// The instance's periodic work (the audit chain's seal, a token's last
 	// use recorded once a minute) may add a few; one round trip more per

@@ -88,7 +88,7 @@ func NewJobInStatement(args river.JobArgs, opts river.InsertOpts, first int, now
 		if err != nil {
 			return JobInStatement{}, err
 		}
-		bits := int32(uniquestates.UniqueStatesToBitmask(rivertype.UniqueOptsByStateDefault()))
+		bits := defaultUniqueStates
 		key, states = k[:], &bits
 	}
 	n := make([]any, 8)
@@ -98,6 +98,10 @@ func NewJobInStatement(args river.JobArgs, opts river.InsertOpts, first int, now
 	return JobInStatement{SQL: fmt.Sprintf(jobInStatementSQL, n...), Args: []any{string(encoded), args.Kind(), int16(maxAttempts), int16(priority),
 		queue, opts.ScheduledAt.UTC(), key, states}}, nil
 }
+
+// defaultUniqueStates is River's bitmask of the states in which a unique job
+// blocks another with its key (rivertype.UniqueOptsByStateDefault).
+var defaultUniqueStates = int32(uniquestates.UniqueStatesToBitmask(rivertype.UniqueOptsByStateDefault()))
 
 // uniqueKeyByArgs is River's unique key for a job unique by its arguments
 // (river internal/dbunique, UniqueOpts{ByArgs: true} and no `unique` struct
