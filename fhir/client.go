@@ -13,6 +13,8 @@ import (
 	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/callroom/callroom/internal/peer"
 )
 
 // Client talks to the EHR's FHIR server. Every call has a timeout.
@@ -29,7 +31,9 @@ func NewClient(cfg Config) *Client {
 	if t <= 0 {
 		t = 10 * time.Second
 	}
-	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), token: cfg.BearerToken, http: &http.Client{Timeout: t}}
+	// The fhir and ehr queues' workers (30) call the EHR at once.
+	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), token: cfg.BearerToken,
+		http: &http.Client{Timeout: t, Transport: peer.Transport(32)}}
 	if cfg.SMART != nil {
 		c.tokens = &tokenSource{cfg: *cfg.SMART, base: c.base, http: c.http, now: time.Now}
 	}

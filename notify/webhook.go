@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/callroom/callroom/internal/peer"
 )
 
 // Webhook wire constants. Gateway authors match on these.
@@ -50,7 +52,8 @@ type WebhookConfig struct {
 	Secret []byte
 	// Timeout bounds one attempt; DefaultWebhookTimeout when zero.
 	Timeout time.Duration
-	// Client sends the request; http.DefaultClient's settings when nil. It
+	// Client sends the request; when nil, one that keeps a connection open
+	// per worker calling the gateway (peer.Transport). It
 	// is copied, not modified: the copy never follows redirects.
 	Client *http.Client
 }
@@ -114,7 +117,8 @@ func NewWebhookSender(cfg WebhookConfig) (*WebhookSender, error) {
 	if timeout == 0 {
 		timeout = DefaultWebhookTimeout
 	}
-	client := &http.Client{}
+	// The notify queue's workers (30) may all be calling the gateway.
+	client := &http.Client{Transport: peer.Transport(32)}
 	if cfg.Client != nil {
 		c := *cfg.Client
 		client = &c
