@@ -605,7 +605,7 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 		if err != nil {
 			return Page{}, err
 		}
-		if err := events.QueueAll(&a.writes, a.publications(pub, f)); err != nil {
+		if err := events.QueueAll(ctx, &a.writes, a.publications(pub, f)); err != nil {
 			return Page{}, err
 		}
 		if commit {
@@ -625,7 +625,7 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 	if !commit {
 		return p, events.PublishAll(ctx, tx, a.publications(pub, &p))
 	}
-	if err := events.QueueAll(&a.writes, a.publications(pub, &p)); err != nil {
+	if err := events.QueueAll(ctx, &a.writes, a.publications(pub, &p)); err != nil {
 		return Page{}, err
 	}
 	a.writes.CommitOnFlush()

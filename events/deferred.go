@@ -50,6 +50,13 @@ func (d *Deferred) add(ids []uuid.UUID, typ string, data []byte) {
 	}
 }
 
+// addAll queues the events of a publication statement (PublishAll's).
+func (d *Deferred) addAll(st statement) {
+	d.users = append(d.users, st.users...)
+	d.types = append(d.types, st.types...)
+	d.data = append(d.data, st.data...)
+}
+
 // Len is how many events (one per recipient) are queued.
 func (d *Deferred) Len() int { return len(d.users) }
 

@@ -106,9 +106,7 @@ func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
 		return err
 	}
 	if d := deferredFrom(ctx); d != nil {
-		d.users = append(d.users, st.users...)
-		d.types = append(d.types, st.types...)
-		d.data = append(d.data, st.data...)
+		d.addAll(st)
 		return nil
 	}
 	tag, err := tx.Exec(ctx, st.sql, st.args...)
@@ -121,11 +119,16 @@ func PublishAll(ctx context.Context, tx pgx.Tx, ps []Publication) error {
 // QueueAll is PublishAll queued in w, to be sent with the caller's other
 // writes (pg.Writes): the publication then costs no round trip of its own.
 // It locks the recipients' counters when w is flushed, so flush it last,
-// just before commit.
-func QueueAll(w *pg.Writes, ps []Publication) error {
+// just before commit. Under a context from Defer, the events are queued in
+// the Deferred instead, as PublishAll does.
+func QueueAll(ctx context.Context, w *pg.Writes, ps []Publication) error {
 	st, err := publication(ps)
 	if err != nil || st.n == 0 {
 		return err
+	}
+	if d := deferredFrom(ctx); d != nil {
+		d.addAll(st)
+		return nil
 	}
 	w.ExecCheck(func(tag pgconn.CommandTag) error { return checkWritten(st.kinds, tag.RowsAffected(), st.n) }, st.sql, st.args...)
 	return nil

@@ -214,7 +214,7 @@ type prepared struct {
 	changes []change
 	// state records what the notification says about its subscription
 	// (events seen, changes read up to), in the same savepoint.
-	state func(ctx context.Context, tx pgx.Tx) error
+	state func(w *pg.Writes)
 	// readWith is the notification of the batch whose search of changes
 	// answers this one too: this one is done only if that one is written
 	// in the same transaction.
@@ -222,8 +222,11 @@ type prepared struct {
 }
 
 // change is one resource's effect on threads, written in the batch's
-// transaction. It says what it did (no PHI: references and counts).
-type change func(ctx context.Context, tx pgx.Tx) (string, error)
+// transaction. It says what it did (no PHI: references and counts). It
+// queues its writes in w, reads through w (pg.Writes.FlushQuery), and
+// flushes w before it uses tx itself: a notification costs a few round
+// trips, not one per statement. What it leaves in w is flushed after it.
+type change func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error)
 
 // batchReads is what the notifications of one batch share while they are
 // prepared: one search of changes serves all of them, and event numbers
@@ -292,14 +295,23 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 				failed[p.id] = errors.New("the search of changes it relies on was not applied")
 				continue
 			}
-			if _, err := tx.Exec(ctx, `SAVEPOINT notification`); err != nil {
-				return err
-			}
+			// The savepoint goes with the notification's first read.
+			var w pg.Writes
+			w.Exec(`SAVEPOINT notification`)
+			savepoint := w.Last()
 			mark, marked := published.Len(), len(patients.refs)
-			outcome, err := p.write(dctx, tx)
+			outcome, err := p.write(dctx, tx, &w)
+			if err == nil {
+				err = w.Flush(ctx, tx)
+			}
 			if err != nil {
-				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT notification`); rerr != nil {
-					return rerr
+				// Rolled back only if this notification's savepoint was
+				// sent: the savepoint of the same name before it is the
+				// previous notification's, done.
+				if !w.Queued(savepoint) {
+					if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT notification`); rerr != nil {
+						return rerr
+					}
 				}
 				published.Truncate(mark)
 				patients.truncate(marked)
@@ -363,11 +375,12 @@ func claimedIDs(batch []storedNotification) []uuid.UUID {
 	return ids
 }
 
-// write applies p's changes and records its state, returning its outcome.
-func (p prepared) write(ctx context.Context, tx pgx.Tx) (string, error) {
+// write applies p's changes and records its state, returning its outcome;
+// what it queues in w is the caller's to flush.
+func (p prepared) write(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error) {
 	notes := slices.Clone(p.notes)
 	for _, c := range p.changes {
-		note, err := c(ctx, tx)
+		note, err := c(ctx, tx, w)
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			notes = append(notes, "skipped: "+rej.Diagnostics)
@@ -379,9 +392,7 @@ func (p prepared) write(ctx context.Context, tx pgx.Tx) (string, error) {
 		notes = append(notes, note)
 	}
 	if p.state != nil {
-		if err := p.state(ctx, tx); err != nil {
-			return "", err
-		}
+		p.state(w)
 	}
 	return strings.Join(notes, "; "), nil
 }
@@ -446,16 +457,13 @@ func (s *Store) prepare(ctx context.Context, sub Subscription, n storedNotificat
 		}
 		*reads.lastEvent = max(*reads.lastEvent, last)
 		readUpTo := s.readUpTo(sub, reads.started)
-		p.state = func(ctx context.Context, tx pgx.Tx) error {
+		p.state = func(w *pg.Writes) {
 			if gap {
-				if err := readUpTo(ctx, tx); err != nil {
-					return err
-				}
+				readUpTo(w)
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO fhir_subscription_state (subscription, last_event_number) VALUES ($1, $2)
+			w.Exec(`INSERT INTO fhir_subscription_state (subscription, last_event_number) VALUES ($1, $2)
 				ON CONFLICT (subscription) DO UPDATE SET last_event_number = greatest(fhir_subscription_state.last_event_number, $2), updated_at = now()`,
 				sub.Name, last)
-			return err
 		}
 	}
 	for _, raw := range resources {

@@ -84,15 +84,19 @@ func (s *Store) RecordLaunch(ctx context.Context, l LaunchContext) (Launched, er
 		if _, err := patient.Link(ctx, tx, audit.System, l.Patient, identifiers, patient.FromEHR); err != nil {
 			return err
 		}
+		var w pg.Writes
 		var err error
-		if out.ThreadID, _, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: l.Patient, EncounterRef: l.Encounter}); err != nil {
+		if out.ThreadID, _, err = s.inbox.OpenPatientThread(ctx, tx, &w, inbox.PatientThread{PatientRef: l.Patient, EncounterRef: l.Encounter}); err != nil {
 			return err
 		}
-		if _, _, _, err := s.inbox.SyncMembers(ctx, tx, out.ThreadID, userID, nil, map[string]any{"source": "smart launch"}); err != nil {
+		if _, _, _, err := s.inbox.SyncMembers(ctx, tx, &w, out.ThreadID, userID, nil, map[string]any{"source": "smart launch"}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Actor{UserID: out.UserID, ClientAddr: l.ClientAddr}, audit.Entry{Action: "fhir.launch",
-			ObjectType: "thread", ObjectID: out.ThreadID.String(), PatientRef: l.Patient})
+		if err := audit.Queue(&w, audit.Actor{UserID: out.UserID, ClientAddr: l.ClientAddr}, audit.Entry{Action: "fhir.launch",
+			ObjectType: "thread", ObjectID: out.ThreadID.String(), PatientRef: l.Patient}); err != nil {
+			return err
+		}
+		return w.Flush(ctx, tx)
 	})
 	return out, err
 }

@@ -77,8 +77,17 @@ func (LinkPatientArgs) InsertOpts() river.InsertOpts {
 // its identifiers: a subject reference that also carries an identifier links
 // it at once, and a thread just opened for the patient queues a read of the
 // Patient's identifiers (LinkPatientArgs).
-func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, ref string, subject *models.Identifier, opened bool) error {
-	if tok := identifierToken(subject); tok != "" {
+//
+// What w holds is flushed first if tx is used.
+func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, subject *models.Identifier, opened bool) error {
+	q, gathering := ctx.Value(patientReadsKey{}).(*patientReads)
+	tok := identifierToken(subject)
+	if tok != "" || (opened && !gathering) {
+		if err := w.Flush(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if tok != "" {
 		if _, err := patient.Link(ctx, tx, audit.System, ref, []string{tok}, patient.FromEHR); err != nil {
 			return err
 		}
@@ -86,7 +95,7 @@ func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, ref string, subject
 	if !opened {
 		return nil
 	}
-	if q, ok := ctx.Value(patientReadsKey{}).(*patientReads); ok {
+	if gathering {
 		q.refs = append(q.refs, ref)
 		return nil
 	}

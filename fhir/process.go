@@ -17,6 +17,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/internal/pg"
 )
 
 // ProcessWorker runs ProcessArgs jobs: it applies what a notification says
@@ -42,12 +43,11 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 const syncSlack = 5 * time.Second
 
 // readUpTo records that changes up to t were read.
-func (s *Store) readUpTo(sub Subscription, t time.Time) func(ctx context.Context, tx pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO fhir_subscription_state (subscription, last_read_at) VALUES ($1, $2)
+func (s *Store) readUpTo(sub Subscription, t time.Time) func(w *pg.Writes) {
+	return func(w *pg.Writes) {
+		w.Exec(`INSERT INTO fhir_subscription_state (subscription, last_read_at) VALUES ($1, $2)
 			ON CONFLICT (subscription) DO UPDATE SET last_read_at = greatest(fhir_subscription_state.last_read_at, $2), updated_at = now()`,
 			sub.Name, t)
-		return err
 	}
 }
 
@@ -172,8 +172,8 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 			return nil, err
 		}
 	}
-	return func(ctx context.Context, tx pgx.Tx) (note string, err error) {
-		src, err := lockSource(ctx, tx, ref, lastUpdatedOf(e.Meta))
+	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (note string, err error) {
+		src, err := lockSource(ctx, tx, w, ref, lastUpdatedOf(e.Meta))
 		if err != nil || src.stale {
 			return ref + ": older than applied, skipped", err
 		}
@@ -181,24 +181,27 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 		switch {
 		case starting:
 			var opened bool
-			if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: ref}); err != nil {
+			if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, w, inbox.PatientThread{PatientRef: patient, EncounterRef: ref}); err != nil {
 				return "", err
 			}
-			if err := s.patientNamed(ctx, tx, patient, e.Subject.Identifier, opened); err != nil {
+			if err := s.patientNamed(ctx, tx, w, patient, e.Subject.Identifier, opened); err != nil {
 				return "", err
 			}
-			added, removed, err := s.syncSource(ctx, tx, threadID, ref, members)
+			added, removed, err := s.syncSource(ctx, tx, w, threadID, ref, members, opened)
 			if err != nil {
 				return "", err
 			}
 			note = fmt.Sprintf("%s %s: thread open, +%d -%d members", ref, status, added, removed)
 		case ending && threadID != uuid.Nil:
-			archived, err := s.inbox.ArchiveThread(ctx, tx, threadID)
+			archived, err := s.inbox.ArchiveThread(ctx, tx, w, threadID)
 			if err != nil {
 				return "", err
 			}
 			if archived {
 				// The conversation goes into the patient's record.
+				if err := w.Flush(ctx, tx); err != nil {
+					return "", err
+				}
 				if err := s.queueWriteBack(ctx, tx, "thread", threadID, "archived"); err != nil {
 					return "", err
 				}
@@ -210,7 +213,8 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 				return note, nil
 			}
 		}
-		return note, saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(e.Meta))
+		saveSource(w, ref, threadID, status, lastUpdatedOf(e.Meta))
+		return note, nil
 	}, nil
 }
 
@@ -242,37 +246,36 @@ func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMes
 			return nil, err
 		}
 	}
-	return func(ctx context.Context, tx pgx.Tx) (string, error) {
-		src, err := lockSource(ctx, tx, ref, lastUpdatedOf(c.Meta))
+	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error) {
+		src, err := lockSource(ctx, tx, w, ref, lastUpdatedOf(c.Meta))
 		if err != nil || src.stale {
 			return ref + ": older than applied, skipped", err
 		}
-		threadID := src.threadID
+		threadID, opened := src.threadID, false
 		if threadID == uuid.Nil {
 			if !active {
 				return ref + " " + status + ": nothing to do", nil
 			}
 			if encounter == "" {
-				if threadID, err = inbox.LatestPatientThread(ctx, tx, patient); err != nil {
+				if threadID, err = inbox.LatestPatientThread(ctx, tx, w, patient); err != nil {
 					return "", err
 				}
 			}
 			if threadID == uuid.Nil {
-				var opened bool
-				if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
+				if threadID, opened, err = s.inbox.OpenPatientThread(ctx, tx, w, inbox.PatientThread{PatientRef: patient, EncounterRef: encounter}); err != nil {
 					return "", err
 				}
-				if err := s.patientNamed(ctx, tx, patient, c.Subject.Identifier, opened); err != nil {
+				if err := s.patientNamed(ctx, tx, w, patient, c.Subject.Identifier, opened); err != nil {
 					return "", err
 				}
 			}
 		}
-		added, removed, err := s.syncSource(ctx, tx, threadID, ref, members)
+		added, removed, err := s.syncSource(ctx, tx, w, threadID, ref, members, opened)
 		if err != nil {
 			return "", err
 		}
-		note := fmt.Sprintf("%s %s: +%d -%d members", ref, status, added, removed)
-		return note, saveSource(ctx, tx, ref, threadID, status, lastUpdatedOf(c.Meta))
+		saveSource(w, ref, threadID, status, lastUpdatedOf(c.Meta))
+		return fmt.Sprintf("%s %s: +%d -%d members", ref, status, added, removed), nil
 	}, nil
 }
 
@@ -282,43 +285,53 @@ type source struct {
 }
 
 // lockSource locks what is known of ref and says whether a resource last
-// updated at updated is older than the one applied.
-func lockSource(ctx context.Context, tx pgx.Tx, ref string, updated time.Time) (source, error) {
-	// Serialize work on one resource even before its first row exists.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('fhir.source:' || $1, 0))`, ref); err != nil {
+// updated at updated is older than the one applied: one round trip, with
+// what w holds.
+func lockSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, updated time.Time) (source, error) {
+	// Serialize work on one resource even before its first row exists. The
+	// read is a statement of its own, after the lock: its snapshot sees
+	// what the transaction that held the lock committed.
+	w.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('fhir.source:' || $1, 0))`, ref)
+	type known struct {
+		ThreadID    uuid.UUID
+		LastUpdated *time.Time
+	}
+	var rows []known
+	err := w.FlushQuery(ctx, tx, func(r pgx.Rows) (err error) {
+		rows, err = pgx.CollectRows(r, pgx.RowToStructByPos[known])
+		return err
+	}, `SELECT thread_id, last_updated FROM fhir_sources WHERE source_ref = $1`, ref)
+	if err != nil || len(rows) == 0 {
 		return source{}, err
 	}
-	var src source
-	var last *time.Time
-	err := tx.QueryRow(ctx, `SELECT thread_id, last_updated FROM fhir_sources WHERE source_ref = $1`, ref).Scan(&src.threadID, &last)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return src, nil
-	}
-	if err != nil {
-		return src, err
-	}
-	src.stale = last != nil && !updated.IsZero() && updated.Before(*last)
-	return src, nil
+	last := rows[0].LastUpdated
+	return source{threadID: rows[0].ThreadID, stale: last != nil && !updated.IsZero() && updated.Before(*last)}, nil
 }
 
-func saveSource(ctx context.Context, tx pgx.Tx, ref string, threadID uuid.UUID, status string, updated time.Time) error {
+// saveSource queues in w the record of what ref did to its thread.
+func saveSource(w *pg.Writes, ref string, threadID uuid.UUID, status string, updated time.Time) {
 	var u *time.Time
 	if !updated.IsZero() {
 		u = &updated
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO fhir_sources (source_ref, thread_id, status, last_updated) VALUES ($1, $2, $3, $4)
+	w.Exec(`INSERT INTO fhir_sources (source_ref, thread_id, status, last_updated) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (source_ref) DO UPDATE SET thread_id = $2, status = $3, last_updated = coalesce($4, fhir_sources.last_updated), updated_at = now()`,
 		ref, threadID, status, u)
-	return err
 }
 
 // syncSource makes want the people ref keeps in the thread: those no longer
-// kept by any source leave it.
-func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, ref string, want []uuid.UUID) (int, int, error) {
-	rows, _ := tx.Query(ctx, `SELECT user_id FROM fhir_thread_members WHERE thread_id = $1 AND source_ref = $2`, threadID, ref)
-	have, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return 0, 0, err
+// kept by any source leave it. In a thread opened in this transaction
+// (opened), ref keeps nobody yet: nothing to read.
+func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, threadID uuid.UUID, ref string, want []uuid.UUID, opened bool) (int, int, error) {
+	var have []uuid.UUID
+	if !opened {
+		err := w.FlushQuery(ctx, tx, func(rows pgx.Rows) (err error) {
+			have, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			return err
+		}, `SELECT user_id FROM fhir_thread_members WHERE thread_id = $1 AND source_ref = $2`, threadID, ref)
+		if err != nil {
+			return 0, 0, err
+		}
 	}
 	var add, drop []uuid.UUID
 	for _, id := range want {
@@ -332,26 +345,26 @@ func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, r
 		}
 	}
 	if len(drop) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM fhir_thread_members WHERE thread_id = $1 AND source_ref = $2 AND user_id = ANY ($3)`,
-			threadID, ref, drop); err != nil {
-			return 0, 0, err
-		}
+		w.Exec(`DELETE FROM fhir_thread_members WHERE thread_id = $1 AND source_ref = $2 AND user_id = ANY ($3)`, threadID, ref, drop)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO fhir_thread_members (thread_id, source_ref, user_id) SELECT $1, $2, x FROM unnest($3::uuid[]) x
-		ON CONFLICT DO NOTHING`, threadID, ref, want); err != nil {
-		return 0, 0, err
+	if len(want) > 0 {
+		w.Exec(`INSERT INTO fhir_thread_members (thread_id, source_ref, user_id) SELECT $1, $2, x FROM unnest($3::uuid[]) x
+			ON CONFLICT DO NOTHING`, threadID, ref, want)
 	}
 	var leave []uuid.UUID
 	if len(drop) > 0 {
-		rows, _ := tx.Query(ctx, `SELECT x FROM unnest($2::uuid[]) x
+		err := w.FlushQuery(ctx, tx, func(rows pgx.Rows) (err error) {
+			leave, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			return err
+		}, `SELECT x FROM unnest($2::uuid[]) x
 			WHERE NOT EXISTS (SELECT 1 FROM fhir_thread_members m WHERE m.thread_id = $1 AND m.user_id = x)`, threadID, drop)
-		if leave, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+		if err != nil {
 			return 0, 0, err
 		}
 	}
 	// Everyone wanted is (re)added: someone who left by hand comes back
 	// when the EHR says again they are on the team.
-	added, removed, _, err := s.inbox.SyncMembers(ctx, tx, threadID, want, leave, map[string]any{"source": ref})
+	added, removed, _, err := s.inbox.SyncMembers(ctx, tx, w, threadID, want, leave, map[string]any{"source": ref})
 	return len(added), len(removed), err
 }
 
@@ -364,31 +377,35 @@ func (s *Store) deletedChange(typ string, raw json.RawMessage) change {
 	}
 	json.Unmarshal(raw, &probe) //nolint:errcheck // resourceTypeOf checked it is an object
 	ref := typ + "/" + probe.ID
-	return func(ctx context.Context, tx pgx.Tx) (string, error) {
+	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error) {
 		note := ref + " deleted: nothing to do"
-		src, err := lockSource(ctx, tx, ref, time.Time{})
+		src, err := lockSource(ctx, tx, w, ref, time.Time{})
 		if err != nil || src.threadID == uuid.Nil {
 			return note, err
 		}
 		switch typ {
 		case "Encounter":
-			archived, err := s.inbox.ArchiveThread(ctx, tx, src.threadID)
+			archived, err := s.inbox.ArchiveThread(ctx, tx, w, src.threadID)
 			if err != nil {
 				return "", err
 			}
 			if archived {
+				if err := w.Flush(ctx, tx); err != nil {
+					return "", err
+				}
 				if err := s.queueWriteBack(ctx, tx, "thread", src.threadID, "archived"); err != nil {
 					return "", err
 				}
 			}
 			note = ref + " deleted: thread archived"
 		case "CareTeam":
-			_, removed, err := s.syncSource(ctx, tx, src.threadID, ref, nil)
+			_, removed, err := s.syncSource(ctx, tx, w, src.threadID, ref, nil, false)
 			if err != nil {
 				return "", err
 			}
 			note = fmt.Sprintf("%s deleted: -%d members", ref, removed)
 		}
-		return note, saveSource(ctx, tx, ref, src.threadID, "deleted", time.Time{})
+		saveSource(w, ref, src.threadID, "deleted", time.Time{})
+		return note, nil
 	}
 }

@@ -41,13 +41,17 @@ func addMembers(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, ids []uuid.U
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, _ := tx.Query(ctx, `INSERT INTO thread_members (thread_id, user_id, added_by, read_seq)
-		SELECT $1, x, $3, coalesce((SELECT max(read_seq) FROM thread_members p WHERE p.thread_id = $1 AND p.user_id = x), 0)
-		FROM unnest($2::uuid[]) WITH ORDINALITY AS u (x, ord) ORDER BY ord
-		ON CONFLICT (thread_id, user_id) WHERE left_at IS NULL DO NOTHING
-		RETURNING user_id`, threadID, ids, addedBy)
+	rows, _ := tx.Query(ctx, fmt.Sprintf(addMembersSQL, `unnest($2::uuid[]) WITH ORDINALITY AS u (x, ord)`), threadID, ids, addedBy)
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
+
+// addMembersSQL is addMembers' insert of the people (x) of a source (%s)
+// in its order (ord), for thread $1 by $3.
+const addMembersSQL = `INSERT INTO thread_members (thread_id, user_id, added_by, read_seq)
+	SELECT $1, x, $3, coalesce((SELECT max(read_seq) FROM thread_members p WHERE p.thread_id = $1 AND p.user_id = x), 0)
+	FROM %s ORDER BY ord
+	ON CONFLICT (thread_id, user_id) WHERE left_at IS NULL DO NOTHING
+	RETURNING user_id`
 
 // AddMembers adds people to a group or patient thread. Any current member
 // may; a direct thread always has exactly its two people. Adding someone

@@ -60,12 +60,14 @@ func (s *Store) refuse(ctx context.Context, who audit.Actor, d *denial) error {
 // currentMemberIDs returns who is in the thread now: the people every
 // change to it is announced to.
 func currentMemberIDs(ctx context.Context, q pg.Querier, threadID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.Query(ctx, `SELECT user_id FROM thread_members WHERE thread_id = $1 AND left_at IS NULL`, threadID)
+	rows, err := q.Query(ctx, currentMembersSQL, threadID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
+
+const currentMembersSQL = `SELECT user_id FROM thread_members WHERE thread_id = $1 AND left_at IS NULL`
 
 // announce publishes one event to the thread's current members (plus extra),
 // in tx. It is the only publication of each transaction, so the recipients'
@@ -80,6 +82,23 @@ func announce(ctx context.Context, tx pgx.Tx, threadID uuid.UUID, typ string, da
 		return nil
 	}
 	return events.Publish(ctx, tx, users, typ, data)
+}
+
+// announceLater is announce for a change queued in w: the members are
+// read in w's next round trip, after the change, and the event is then
+// queued in w (or in the Deferred of events.Defer) for the flush after.
+func announceLater(ctx context.Context, w *pg.Writes, threadID uuid.UUID, typ string, data any, extra ...uuid.UUID) {
+	w.Queue(currentMembersSQL, threadID).Query(func(rows pgx.Rows) error {
+		users, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		users = append(users, extra...)
+		if len(users) == 0 {
+			return nil
+		}
+		return events.QueueAll(ctx, w, []events.Publication{{UserIDs: users, Type: typ, Data: data}})
+	})
 }
 
 // Event types published by this package. Data is ids only.

@@ -217,8 +217,13 @@ func getThread(ctx context.Context, q pg.Querier, id uuid.UUID, lock string) (Th
 	return oneThread(ts)
 }
 
+// queuer is a pgx.Batch or a pg.Writes.
+type queuer interface {
+	Queue(sql string, args ...any) *pgx.QueuedQuery
+}
+
 // queueThread queues getThread's read into out, for a batch of reads.
-func queueThread(b *pgx.Batch, id uuid.UUID, lock string, out *[]Thread) {
+func queueThread(b queuer, id uuid.UUID, lock string, out *[]Thread) {
 	b.Queue(`SELECT `+threadColumns+` FROM threads t WHERE t.id = $1 `+lock, id).Query(func(rows pgx.Rows) error {
 		var err error
 		*out, err = pgx.CollectRows(rows, pgx.RowToStructByName[Thread])

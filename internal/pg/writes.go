@@ -45,6 +45,14 @@ func (w *Writes) ExecCheck(check func(pgconn.CommandTag) error, sql string, args
 	w.b.Queue(sql, args...).Exec(check)
 }
 
+// Queue queues sql with args and returns it, for a caller that reads its
+// result with a callback (pgx.QueuedQuery's Query, QueryRow or Exec) when w
+// is flushed: a read that goes in the same round trip as the writes around
+// it. The callback runs while the round trip's results are read, so it may
+// queue more statements in w (they go with the next flush) but not use the
+// connection.
+func (w *Writes) Queue(sql string, args ...any) *pgx.QueuedQuery { return w.b.Queue(sql, args...) }
+
 // Last is the statement queued last, or nil: a caller may widen it (more
 // rows for the same insert) instead of queueing another statement, which
 // costs PostgreSQL a whole executor start, constraint set-up and end.
@@ -70,17 +78,20 @@ func (w *Writes) Queued(q *pgx.QueuedQuery) bool {
 func (w *Writes) Len() int { return w.b.Len() }
 
 // Flush runs the queued statements in q, in one round trip, and empties w.
+// Statements that their callbacks queued (Queue) go in a round trip after.
 func (w *Writes) Flush(ctx context.Context, q Querier) error {
 	if w.commit {
 		w.b.Queue("commit")
 		w.commit = false
 	}
-	if w.b.Len() == 0 {
-		return nil
+	for w.b.Len() > 0 {
+		b := w.b
+		w.b = pgx.Batch{}
+		if err := q.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
 	}
-	b := w.b
-	w.b = pgx.Batch{}
-	return q.SendBatch(ctx, &b).Close()
+	return nil
 }
 
 // FlushQuery runs the queued statements, then sql, in one round trip, and
