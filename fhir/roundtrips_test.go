@@ -91,14 +91,16 @@ func TestNotificationRoundTrips(t *testing.T) {
 	}
 	calls := in.SQL.CallsWhere(ours)
 	t.Logf("%d admissions: %d round trips, %.1f each\n%s", admissions, calls, float64(calls)/admissions, in.SQL.Top(25))
-	// Each admission, alone in its batch: accepting it (5: begin, insert,
-	// its job, River's wake-up, commit); matching its practitioner (1);
-	// claiming it (1); its batch's transaction (7: begin, locking it, the
-	// patient's read job and its wake-up, the outcome, the events, commit)
-	// and, in it, opening its thread (4: the source, the patient's threads,
-	// the thread and its members, their records); 18. The instance's periodic work (the audit chain's seal,
-	// retention) may add a few; one more per admission is 40 more.
-	if want := 18*admissions + admissions/2; calls > want {
-		t.Errorf("%d round trips for %d admissions: %.1f each, want 18", calls, admissions, float64(calls)/admissions)
+	// Each admission, alone in its batch: accepting it (1: the
+	// notification, its job and River's wake-up in one statement);
+	// matching its practitioner (1); claiming it (1); its batch's
+	// transaction (7: begin, locking it, the patient's read job and its
+	// wake-up, the outcome, the events, commit) and, in it, opening its
+	// thread (4: the source, the patient's threads, the thread and its
+	// members, their records); 14. The instance's periodic work (the audit
+	// chain's seal, retention) may add a few; one more per admission is 40
+	// more.
+	if want := 14*admissions + admissions/2; calls > want {
+		t.Errorf("%d round trips for %d admissions: %.1f each, want 14", calls, admissions, float64(calls)/admissions)
 	}
 }

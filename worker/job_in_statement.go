@@ -32,9 +32,11 @@ import (
 // at once with its due time as scheduled_at: River's fetch takes a job only
 // once scheduled_at has passed, so the job runs when due, within its
 // queue's poll interval, and does not wait for River's scheduler (see
-// InsertTx). No insert notification is sent: the job is not due yet.
+// InsertTx). A job due now (no ScheduledAt, or one past) also sends River's
+// insert notification, as River's insert does, so that a worker of its
+// queue wakes at once rather than at its next poll.
 //
-// Only what steps need is supported: a job due in the future, unique by its
+// Only what callroom's statements need is supported: unique by its
 // arguments or not unique, default priority or a given one, no tags or
 // metadata. Anything else is refused, not approximated.
 type JobInStatement struct {
@@ -45,23 +47,37 @@ type JobInStatement struct {
 	Args []any
 }
 
-// jobInStatementSQL's parameters are numbered by NewJobInStatement (%[n]d
-// is $first+n-1). The ON CONFLICT clause is River's (JobInsertFastMany): it
-// names the partial unique index, and updating the existing row makes it
+// jobInStatementSQL's parameters are numbered by NewJobInStatementFrom
+// (%[n]d is $first+n-1); %[9]s is its FROM clause and %[10]s River's insert
+// notification for a job due now. A scheduled_at of NULL is the database's
+// now(), as in River's insert: the job's clock is the one River's fetch
+// compares it with. The ON CONFLICT clause is River's (JobInsertFastMany):
+// it names the partial unique index, and updating the existing row makes it
 // returned.
 const jobInStatementSQL = `INSERT INTO river_job (args, kind, max_attempts, priority, queue, scheduled_at, state, unique_key, unique_states)
-	VALUES ($%[1]d::jsonb, $%[2]d::text, $%[3]d::smallint, $%[4]d::smallint, $%[5]d::text, $%[6]d::timestamptz, 'available', $%[7]d::bytea, $%[8]d::integer::bit(8))
+	SELECT $%[1]d::jsonb, $%[2]d::text, $%[3]d::smallint, $%[4]d::smallint, $%[5]d::text, coalesce($%[6]d::timestamptz, now()), 'available'::river_job_state, $%[7]d::bytea, $%[8]d::integer::bit(8)%[9]s
 	ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
 	DO UPDATE SET kind = river_job.kind
-	RETURNING id`
+	RETURNING id%[10]s`
+
+// wakeSQL is River's insert notification (its PGNotifyMany, topic
+// river_insert, payload {"queue": ...}), sent by the job's own insert, once
+// per row it writes; River's producers for the queue fetch at once.
+const wakeSQL = `, pg_notify(current_schema() || '.river_insert', json_build_object('queue', $%[5]d::text)::text)`
 
 // NewJobInStatement returns the insert of a River job with args and opts,
 // its parameters numbered from first ($first, $first+1, ...) so that it can
 // precede a statement's own parameters.
 func NewJobInStatement(args river.JobArgs, opts river.InsertOpts, first int, now time.Time) (JobInStatement, error) {
+	return NewJobInStatementFrom("", args, opts, first, now)
+}
+
+// NewJobInStatementFrom is NewJobInStatement for a job written once per row
+// of from, another CTE of the statement, and not at all if it has none: the
+// job that processes a notification, when its insert did not find it a
+// duplicate.
+func NewJobInStatementFrom(from string, args river.JobArgs, opts river.InsertOpts, first int, now time.Time) (JobInStatement, error) {
 	switch {
-	case !opts.ScheduledAt.After(now):
-		return JobInStatement{}, errors.New("worker: a job in a statement must be due in the future (insert a job due now with InsertTx: it wakes a worker)")
 	case len(opts.Tags) > 0 || len(opts.Metadata) > 0 || opts.Pending:
 		return JobInStatement{}, errors.New("worker: a job in a statement takes no tags, metadata or pending state")
 	case opts.UniqueOpts.ByPeriod != 0 || opts.UniqueOpts.ByQueue || len(opts.UniqueOpts.ByState) > 0 || opts.UniqueOpts.ExcludeKind:
@@ -91,12 +107,24 @@ func NewJobInStatement(args river.JobArgs, opts river.InsertOpts, first int, now
 		bits := defaultUniqueStates
 		key, states = k[:], &bits
 	}
-	n := make([]any, 8)
-	for i := range n {
+	n := make([]any, 10)
+	for i := range 8 {
 		n[i] = first + i
 	}
+	if from != "" {
+		n[8] = " FROM " + from
+	} else {
+		n[8] = ""
+	}
+	var due *time.Time // now, by the database's clock
+	if opts.ScheduledAt.After(now) {
+		at := opts.ScheduledAt.UTC()
+		due, n[9] = &at, ""
+	} else {
+		n[9] = fmt.Sprintf(wakeSQL, n...)
+	}
 	return JobInStatement{SQL: fmt.Sprintf(jobInStatementSQL, n...), Args: []any{string(encoded), args.Kind(), int16(maxAttempts), int16(priority),
-		queue, opts.ScheduledAt.UTC(), key, states}}, nil
+		queue, due, key, states}}, nil
 }
 
 // defaultUniqueStates is River's bitmask of the states in which a unique job

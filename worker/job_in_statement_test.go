@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/callroom/callroom/internal/pgtest"
 	"github.com/callroom/callroom/worker"
@@ -99,6 +100,7 @@ func TestJobInStatementIsRiversJob(t *testing.T) {
 		{"unique, an optional field set", stepLike{Step: 2, PageID: page, Note: "x"}, river.InsertOpts{ScheduledAt: due, UniqueOpts: river.UniqueOpts{ByArgs: true}}},
 		{"not unique, defaults", plain{N: 7}, river.InsertOpts{ScheduledAt: due}},
 		{"priority", plain{N: 8}, river.InsertOpts{ScheduledAt: due, Priority: 3}},
+		{"due now", plain{N: 9}, river.InsertOpts{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -140,12 +142,12 @@ func TestJobInStatementIsRiversJob(t *testing.T) {
 				a, b := readJob(t, tx, first), readJob(t, tx, second)
 				a.ID, b.ID = 0, 0
 				if a.Args != b.Args || a.Kind != b.Kind || a.Queue != b.Queue || a.State != b.State || a.MaxAttempts != b.MaxAttempts ||
-					a.Priority != b.Priority || a.Metadata != b.Metadata || len(a.Tags) != len(b.Tags) || !a.ScheduledAt.Equal(b.ScheduledAt) ||
+					a.Priority != b.Priority || a.Metadata != b.Metadata || len(a.Tags) != len(b.Tags) || !sameDue(c.opts, a.ScheduledAt, b.ScheduledAt) ||
 					(a.UniqueStates == nil) != (b.UniqueStates == nil) || a.UniqueKey != nil || b.UniqueKey != nil {
 					t.Fatalf("rows differ:\n%+v\n%+v", a, b)
 				}
 				if a.State != "available" {
-					t.Fatalf("state %s, want available (due later, fetched when due)", a.State)
+					t.Fatalf("state %s, want available (fetched when due)", a.State)
 				}
 				tx.Rollback(ctx)
 			}
@@ -173,6 +175,16 @@ func TestJobInStatementIsRiversJob(t *testing.T) {
 	}
 }
 
+// sameDue: a job due later is due at its time in both rows; one due now is
+// due at River's clock in River's row and at the database's (the
+// transaction's start) in ours.
+func sameDue(opts river.InsertOpts, a, b time.Time) bool {
+	if opts.ScheduledAt.IsZero() {
+		return a.Sub(b).Abs() < time.Second
+	}
+	return a.Equal(b)
+}
+
 // What a statement cannot write the way River would is refused.
 func TestJobInStatementRefuses(t *testing.T) {
 	now := time.Now()
@@ -181,8 +193,6 @@ func TestJobInStatementRefuses(t *testing.T) {
 		name string
 		opts river.InsertOpts
 	}{
-		{"due now", river.InsertOpts{ScheduledAt: now}},
-		{"no due time", river.InsertOpts{}},
 		{"tags", river.InsertOpts{ScheduledAt: later, Tags: []string{"a"}}},
 		{"metadata", river.InsertOpts{ScheduledAt: later, Metadata: []byte(`{"a":1}`)}},
 		{"pending", river.InsertOpts{ScheduledAt: later, Pending: true}},
@@ -193,5 +203,79 @@ func TestJobInStatementRefuses(t *testing.T) {
 		if _, err := worker.NewJobInStatement(plain{N: 1}, c.opts, 1, now); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
+	}
+}
+
+type wake struct {
+	N int `json:"n"`
+}
+
+func (wake) Kind() string { return "test.wake" }
+
+type wakeWorker struct {
+	river.WorkerDefaults[wake]
+	done chan int
+}
+
+func (w *wakeWorker) Work(_ context.Context, j *river.Job[wake]) error {
+	w.done <- j.Args.N
+	return nil
+}
+
+// A job due now that a statement writes wakes its queue's workers, as
+// River's own insert does: with a poll interval of a minute, only River's
+// insert notification, sent by the statement, can get it worked at once.
+// And a job written from a CTE with no rows is not written.
+func TestJobInStatementDueNowWakesAWorker(t *testing.T) {
+	db := pgtest.NewWithPoolSize(t, 8)
+	ctx := context.Background()
+	ww := &wakeWorker{done: make(chan int, 10)}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, ww)
+	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Workers: workers,
+		Queues:  map[string]river.QueueConfig{"wake": {MaxWorkers: 2, FetchPollInterval: time.Minute}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Stop(ctx) //nolint:errcheck
+	worked := func(n int) {
+		t.Helper()
+		select {
+		case got := <-ww.done:
+			if got != n {
+				t.Fatalf("worked job %d, want %d", got, n)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("job %d not worked: nothing woke the queue", n)
+		}
+	}
+	// River's own insert first: its producer is then listening.
+	if _, err := client.Insert(ctx, wake{N: 0}, &river.InsertOpts{Queue: "wake"}); err != nil {
+		t.Fatal(err)
+	}
+	worked(0)
+	for n := 1; n <= 3; n++ {
+		job, err := worker.NewJobInStatementFrom("ok", wake{N: n}, river.InsertOpts{Queue: "wake"}, 2, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// $1 decides whether the CTE the job is written from has a row.
+		for _, write := range []bool{false, true} {
+			var jobs int
+			if err := db.Pool.QueryRow(ctx, `WITH ok AS (SELECT 1 WHERE $1::bool), job AS (`+job.SQL+`) SELECT count(*) FROM job`,
+				append([]any{write}, job.Args...)...).Scan(&jobs); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{false: 0, true: 1}[write]; jobs != want {
+				t.Fatalf("CTE with a row %v: %d jobs written, want %d", write, jobs, want)
+			}
+		}
+		worked(n)
 	}
 }
