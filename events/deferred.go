@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -20,7 +21,11 @@ import (
 // two concurrent batches, so they can deadlock (PostgreSQL breaks that only
 // after deadlock_timeout, a second). Flush locks each recipient once, in the
 // same sorted order as Publish, whatever the number of events.
+//
+// A Deferred may be added to from several goroutines at once (changes
+// applied in lockstep, pg.Lockstep).
 type Deferred struct {
+	mu          sync.Mutex
 	users       []uuid.UUID
 	types, data []string
 }
@@ -43,6 +48,8 @@ func deferredFrom(ctx context.Context) *Deferred {
 
 // add queues an event checked by prepare (ids sorted, without repeats).
 func (d *Deferred) add(ids []uuid.UUID, typ string, data []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, id := range ids {
 		d.users = append(d.users, id)
 		d.types = append(d.types, typ)
@@ -52,29 +59,39 @@ func (d *Deferred) add(ids []uuid.UUID, typ string, data []byte) {
 
 // addAll queues the events of a publication statement (PublishAll's).
 func (d *Deferred) addAll(st statement) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.users = append(d.users, st.users...)
 	d.types = append(d.types, st.types...)
 	d.data = append(d.data, st.data...)
 }
 
 // Len is how many events (one per recipient) are queued.
-func (d *Deferred) Len() int { return len(d.users) }
+func (d *Deferred) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.users)
+}
 
 // Truncate drops the events queued after the first n, for a change rolled
 // back to a savepoint: what it announced did not happen.
 func (d *Deferred) Truncate(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.users, d.types, d.data = d.users[:n], d.types[:n], d.data[:n]
 }
 
 // Flush writes every queued event in one statement (PublishAll's, which
 // bumps each recipient's counter once, in sorted order) and empties d.
 func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
-	n := len(d.users)
+	d.mu.Lock()
+	users, types, data := d.users, d.types, d.data
+	d.users, d.types, d.data = nil, nil, nil
+	d.mu.Unlock()
+	n := len(users)
 	if n == 0 {
 		return nil
 	}
-	users, types, data := d.users, d.types, d.data
-	d.users, d.types, d.data = nil, nil, nil
 	tag, err := q.Exec(ctx, publishAllSQL, users, types, data)
 	if err != nil {
 		return fmt.Errorf("publish %d deferred events: %w", n, err)

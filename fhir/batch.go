@@ -219,6 +219,10 @@ type prepared struct {
 	// answers this one too: this one is done only if that one is written
 	// in the same transaction.
 	readWith uuid.UUID
+	// keys are what its changes touch that another notification's may
+	// (prepareResource); alone, that it is applied on its own.
+	keys  []string
+	alone bool
 }
 
 // change is one resource's effect on threads, written in the batch's
@@ -280,17 +284,44 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		if len(ids) > 0 {
 			// Normally ours alone; a job that outlived its claim waits here
 			// for the one that took over, and skips what it processed.
-			rows, _ := tx.Query(ctx, `SELECT id FROM fhir_notifications WHERE id = ANY ($1) AND processed_at IS NULL ORDER BY id FOR UPDATE`, ids)
-			var err error
-			if mine, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+			// The savepoint, kept by what follows, undoes an attempt to
+			// apply the batch together.
+			var lead pg.Writes
+			lead.Queue(`SELECT id FROM fhir_notifications WHERE id = ANY ($1) AND processed_at IS NULL ORDER BY id FOR UPDATE`, ids).Query(func(rows pgx.Rows) (err error) {
+				mine, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+				return err
+			})
+			lead.Exec(`SAVEPOINT batch`)
+			if err := lead.Flush(ctx, tx); err != nil {
 				return err
 			}
 		}
-		var writes pg.Writes
+		var todo []prepared
 		for _, p := range ready {
-			if !slices.Contains(mine, p.id) {
-				continue
+			if slices.Contains(mine, p.id) {
+				todo = append(todo, p)
 			}
+		}
+		var writes pg.Writes
+		if s.together && together(todo) {
+			outcomes, err := applyTogether(dctx, tx, todo)
+			if err == nil {
+				for i, p := range todo {
+					writes.Exec(`UPDATE fhir_notifications SET processed_at = now(), outcome = $2 WHERE id = $1`, p.id, clip(outcomes[i], 500))
+					done[p.id] = true
+				}
+				todo = nil
+			} else {
+				// One by one, each under its own savepoint, so that the
+				// one that failed is told apart and the others are done.
+				if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT batch`); err != nil {
+					return err
+				}
+				published.Truncate(0)
+				patients.truncate(0)
+			}
+		}
+		for _, p := range todo {
 			if p.readWith != uuid.Nil && !done[p.readWith] {
 				failed[p.id] = errors.New("the search of changes it relies on was not applied")
 				continue
@@ -299,7 +330,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			var w pg.Writes
 			w.Exec(`SAVEPOINT notification`)
 			savepoint := w.Last()
-			mark, marked := published.Len(), len(patients.refs)
+			mark, marked := published.Len(), patients.len()
 			outcome, err := p.write(dctx, tx, &w)
 			if err == nil {
 				err = w.Flush(ctx, tx)
@@ -348,6 +379,62 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 		s.log.Warn("fhir notification given up after repeated failures; see its outcome", "notification", id, "failures", MaxFailures)
 	}
 	return nil
+}
+
+// together reports whether the notifications of todo may be applied in
+// lockstep (applyTogether): more than one, none relying on another's search
+// of changes, none to be applied on its own.
+func together(todo []prepared) bool {
+	if len(todo) < 2 {
+		return false
+	}
+	for _, p := range todo {
+		if p.alone || p.readWith != uuid.Nil {
+			return false
+		}
+	}
+	return true
+}
+
+// applyTogether applies the notifications of todo at once (pg.Lockstep), in
+// waves of those that have no key in common, in order: a batch of
+// admissions takes a few round trips in all instead of a few each
+// (docs/PERFORMANCE.md). It returns their outcomes, or an error if any of
+// them failed; the caller then rolls all of them back and applies them one
+// by one, under savepoints, which tells the one that failed apart.
+func applyTogether(ctx context.Context, tx pgx.Tx, todo []prepared) ([]string, error) {
+	outcomes := make([]string, len(todo))
+	for start := 0; start < len(todo); {
+		seen := map[string]bool{}
+		end := start
+	wave:
+		for ; end < len(todo); end++ {
+			for _, k := range todo[end].keys {
+				if seen[k] {
+					break wave
+				}
+			}
+			for _, k := range todo[end].keys {
+				seen[k] = true
+			}
+		}
+		fns := make([]func(pgx.Tx, *pg.Writes) error, 0, end-start)
+		for i := start; i < end; i++ {
+			fns = append(fns, func(tx pgx.Tx, w *pg.Writes) error {
+				outcome, err := todo[i].write(ctx, tx, w)
+				if err != nil {
+					return err
+				}
+				outcomes[i] = outcome
+				return w.Flush(ctx, tx)
+			})
+		}
+		if err := pg.Lockstep(ctx, tx, fns); err != nil {
+			return nil, err
+		}
+		start = end
+	}
+	return outcomes, nil
 }
 
 // release lets the notifications of a batch that could not be written be
@@ -467,7 +554,7 @@ func (s *Store) prepare(ctx context.Context, sub Subscription, n storedNotificat
 		}
 	}
 	for _, raw := range resources {
-		c, err := s.prepareResource(ctx, reads.resolver, raw, n.Deleted)
+		c, keys, err := s.prepareResource(ctx, reads.resolver, raw, n.Deleted)
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			p.notes = append(p.notes, "skipped: "+rej.Diagnostics)
@@ -477,6 +564,8 @@ func (s *Store) prepare(ctx context.Context, sub Subscription, n storedNotificat
 			return p, err
 		}
 		p.changes = append(p.changes, c)
+		p.keys = append(p.keys, keys...)
+		p.alone = p.alone || keys == nil
 	}
 	return p, nil
 }

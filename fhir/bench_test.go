@@ -123,6 +123,14 @@ func BenchmarkNotifications(b *testing.B) {
 		apply.Add(a)
 	}
 	rows.Close()
+	// How many notifications a batch applied (processed_at is the now() of
+	// its transaction), and how many jobs ran for them: the jobs whose
+	// notification another job's batch took cost a claim each.
+	var batches, jobs int
+	in.DB.Pool.QueryRow(context.Background(), `SELECT (SELECT count(DISTINCT processed_at) FROM fhir_notifications),
+		(SELECT count(*) FROM river_job WHERE kind = 'fhir.process' AND state = 'completed')`).Scan(&batches, &jobs) //nolint:errcheck
+	b.ReportMetric(float64(b.N)/float64(max(batches, 1)), "batch-mean")
+	b.ReportMetric(float64(jobs)/float64(b.N), "jobs/notification")
 	// Waiting for one of the pool's connections (the server's pool, 20):
 	// what accepts and batches compete for besides the CPU.
 	if st := in.DB.Pool.Stat(); st.AcquireCount() > 0 {

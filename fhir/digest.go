@@ -66,7 +66,11 @@ func (s *Store) QueueDigests(ctx context.Context, day time.Time) (int, error) {
 				return err
 			}
 			n++
-			return s.queueWriteBack(ctx, tx, "digest", id, from.Format(time.DateOnly))
+			var w pg.Writes
+			if err := queueWriteBack(&w, "digest", id, from.Format(time.DateOnly)); err != nil {
+				return err
+			}
+			return w.Flush(ctx, tx)
 		})
 		if err != nil {
 			return n, err

@@ -18,3 +18,7 @@ func (s *Store) LastPageSent() time.Time {
 	defer s.priority.mu.Unlock()
 	return s.priority.lastSent
 }
+
+// ApplyOneByOne makes batches apply their notifications one after the
+// other, never in lockstep, for tests that compare the two.
+func (s *Store) ApplyOneByOne() { s.together = false }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,7 +97,9 @@ func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref s
 		return nil
 	}
 	if gathering {
+		q.mu.Lock()
 		q.refs = append(q.refs, ref)
+		q.mu.Unlock()
 		return nil
 	}
 	_, err := worker.InsertTx(ctx, s.river, tx, LinkPatientArgs{Patient: ref}, nil)
@@ -108,7 +111,10 @@ func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref s
 // of the batch's transaction rather than one insert (a round trip and a
 // unique check) per thread opened: River's job inserts were the largest
 // part of PostgreSQL's time per notification (docs/PERFORMANCE.md).
-type patientReads struct{ refs []string }
+type patientReads struct {
+	mu   sync.Mutex // changes applied in lockstep add at once
+	refs []string
+}
 
 type patientReadsKey struct{}
 
@@ -121,7 +127,18 @@ func gatherPatientReads(ctx context.Context) (context.Context, *patientReads) {
 
 // truncate drops the reads added after the first n, for a notification
 // rolled back to its savepoint.
-func (q *patientReads) truncate(n int) { q.refs = q.refs[:n] }
+func (q *patientReads) truncate(n int) {
+	q.mu.Lock()
+	q.refs = q.refs[:n]
+	q.mu.Unlock()
+}
+
+// len is how many reads were added.
+func (q *patientReads) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.refs)
+}
 
 // insert queues the gathered reads in tx, each patient once, and empties q.
 func (q *patientReads) insert(ctx context.Context, s *Store, tx pgx.Tx) error {

@@ -126,13 +126,18 @@ func literalRef(u string) string {
 // prepareResource decodes one resource and resolves the people it names
 // (which may read the EHR), returning what it changes; deleted says the EHR
 // deleted it.
-func (s *Store) prepareResource(ctx context.Context, r *resolver, raw json.RawMessage, deleted bool) (change, error) {
+//
+// Its keys are what the change touches that another change of the batch may
+// touch too (the resource, its patient): changes with no key in common may
+// be applied in lockstep (applyTogether). A change without keys (a deleted
+// resource, whose patient is not known) is applied on its own.
+func (s *Store) prepareResource(ctx context.Context, r *resolver, raw json.RawMessage, deleted bool) (change, []string, error) {
 	typ, err := resourceTypeOf(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if deleted {
-		return s.deletedChange(typ, raw), nil
+		return s.deletedChange(typ, raw), nil, nil
 	}
 	switch typ {
 	case "Encounter":
@@ -140,7 +145,7 @@ func (s *Store) prepareResource(ctx context.Context, r *resolver, raw json.RawMe
 	case "CareTeam":
 		return s.careTeamChange(ctx, r, raw)
 	}
-	return nil, reject(422, "not-supported", "callroom does not act on %s resources", typ)
+	return nil, nil, reject(422, "not-supported", "callroom does not act on %s resources", typ)
 }
 
 var patientRef = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
@@ -148,14 +153,14 @@ var patientRef = regexp.MustCompile(`^Patient/[A-Za-z0-9\-.]{1,64}$`)
 // Encounter classes that mean an emergency visit (v3 ActCode).
 var emergencyClasses = []string{"EMER"}
 
-func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, error) {
+func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, []string, error) {
 	e, status, err := decodeEncounter(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ref := "Encounter/" + *e.Id
 	if e.Subject == nil || !patientRef.MatchString(literalRef(str(e.Subject.Reference))) {
-		return nil, reject(422, "required", "%s has no Patient subject", ref)
+		return nil, nil, reject(422, "required", "%s has no Patient subject", ref)
 	}
 	patient := literalRef(*e.Subject.Reference)
 	starting := status == "in-progress" || (status == "arrived" && slices.Contains(emergencyClasses, str(e.Class.Code)))
@@ -169,7 +174,7 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 			}
 		}
 		if members, err = r.users(ctx, refs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (note string, err error) {
@@ -199,10 +204,7 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 			}
 			if archived {
 				// The conversation goes into the patient's record.
-				if err := w.Flush(ctx, tx); err != nil {
-					return "", err
-				}
-				if err := s.queueWriteBack(ctx, tx, "thread", threadID, "archived"); err != nil {
+				if err := queueWriteBack(w, "thread", threadID, "archived"); err != nil {
 					return "", err
 				}
 			}
@@ -215,17 +217,17 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 		}
 		saveSource(w, ref, threadID, status, lastUpdatedOf(e.Meta))
 		return note, nil
-	}, nil
+	}, []string{ref, patient}, nil
 }
 
-func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, error) {
+func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMessage) (change, []string, error) {
 	c, status, err := decodeCareTeam(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ref := "CareTeam/" + *c.Id
 	if c.Subject == nil || !patientRef.MatchString(literalRef(str(c.Subject.Reference))) {
-		return nil, reject(422, "required", "%s has no Patient subject", ref)
+		return nil, nil, reject(422, "required", "%s has no Patient subject", ref)
 	}
 	patient := literalRef(*c.Subject.Reference)
 	encounter := ""
@@ -243,7 +245,7 @@ func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMes
 			}
 		}
 		if members, err = r.users(ctx, refs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error) {
@@ -276,7 +278,7 @@ func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMes
 		}
 		saveSource(w, ref, threadID, status, lastUpdatedOf(c.Meta))
 		return fmt.Sprintf("%s %s: +%d -%d members", ref, status, added, removed), nil
-	}, nil
+	}, []string{ref, patient}, nil
 }
 
 type source struct {
@@ -390,10 +392,7 @@ func (s *Store) deletedChange(typ string, raw json.RawMessage) change {
 				return "", err
 			}
 			if archived {
-				if err := w.Flush(ctx, tx); err != nil {
-					return "", err
-				}
-				if err := s.queueWriteBack(ctx, tx, "thread", src.threadID, "archived"); err != nil {
+				if err := queueWriteBack(w, "thread", src.threadID, "archived"); err != nil {
 					return "", err
 				}
 			}

@@ -13,7 +13,52 @@ import (
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/benchutil"
 	"github.com/callroom/callroom/internal/fhirtest"
+	"github.com/callroom/callroom/worker"
 )
+
+// admissions is an instance whose statements are counted, connected to an
+// EHR in which the attending is a Practitioner, and a way to send it the
+// EHR's notifications.
+type admissions struct {
+	in        *benchutil.Instance
+	attending *benchutil.Client
+	pracRef   string
+	client    *http.Client
+}
+
+func startAdmissions(t *testing.T) *admissions {
+	t.Helper()
+	ehr := fhirtest.Start(t)
+	in := benchutil.Start(t, benchutil.Options{TraceSQL: true, FHIR: &fhir.Config{BaseURL: ehr.URL, Timeout: 5 * time.Second,
+		Subscriptions: []fhir.Subscription{{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret}}}})
+	attending := in.User("Dr Attending", "physician")
+	npi := randomNPI()
+	if _, err := in.DB.Pool.Exec(context.Background(), `UPDATE users SET npi = $1 WHERE id = $2`, npi, attending.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	prac := ehr.Create(map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": fhir.NPISystem, "value": npi}}})
+	return &admissions{in: in, attending: attending, pracRef: "Practitioner/" + prac["id"].(string), client: benchutil.NewHTTPClient()}
+}
+
+// admit notifies the instance, Medplum-style, of the Encounter of patient
+// (Patient/<patient>) with id.
+func (a *admissions) admit(t *testing.T, patient, id, class string) {
+	t.Helper()
+	enc := encounter("Patient/"+patient, "in-progress", class, a.pracRef)
+	enc["id"] = id
+	body, _ := json.Marshal(enc)
+	req, _ := http.NewRequest("POST", a.in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("X-Signature", sign(body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("notification of %s: %d", id, resp.StatusCode)
+	}
+}
 
 // TestNotificationRoundTrips holds the statements an admission costs
 // callroom: accepting the EHR's notification, then opening the patient's
@@ -22,34 +67,9 @@ import (
 // what processing a burst cost (docs/PERFORMANCE.md).
 func TestNotificationRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	ehr := fhirtest.Start(t)
-	in := benchutil.Start(t, benchutil.Options{TraceSQL: true, FHIR: &fhir.Config{BaseURL: ehr.URL, Timeout: 5 * time.Second,
-		Subscriptions: []fhir.Subscription{{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret}}}})
-	attending := in.User("Dr Attending", "physician")
-	npi := randomNPI()
-	if _, err := in.DB.Pool.Exec(ctx, `UPDATE users SET npi = $1 WHERE id = $2`, npi, attending.User.ID); err != nil {
-		t.Fatal(err)
-	}
-	prac := ehr.Create(map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": fhir.NPISystem, "value": npi}}})
-	pracRef := "Practitioner/" + prac["id"].(string)
-	client := benchutil.NewHTTPClient()
-	admit := func(i int) {
-		t.Helper()
-		enc := encounter(fmt.Sprintf("Patient/rt-%d", i), "in-progress", "IMP", pracRef)
-		enc["id"] = fmt.Sprintf("rt-%d", i)
-		body, _ := json.Marshal(enc)
-		req, _ := http.NewRequest("POST", in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/fhir+json")
-		req.Header.Set("X-Signature", sign(body))
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("notification %d: %d", i, resp.StatusCode)
-		}
-	}
+	a := startAdmissions(t)
+	in, attending := a.in, a.attending
+	admit := func(i int) { a.admit(t, fmt.Sprintf("rt-%d", i), fmt.Sprintf("rt-%d", i), "IMP") }
 	// Processed, with the attending in the thread, one by one.
 	processed := func(n int) {
 		t.Helper()
@@ -102,5 +122,73 @@ func TestNotificationRoundTrips(t *testing.T) {
 	// more.
 	if want := 14*admissions + admissions/2; calls > want {
 		t.Errorf("%d round trips for %d admissions: %.1f each, want 14", calls, admissions, float64(calls)/admissions)
+	}
+}
+
+// TestBurstRoundTrips: admissions that arrive together are applied together
+// (pg.Lockstep): a batch of them takes a few round trips in all, where one
+// by one each took four. Their threads and members are the same either
+// way.
+func TestBurstRoundTrips(t *testing.T) {
+	for _, together := range []bool{true, false} {
+		t.Run(map[bool]string{true: "together", false: "one by one"}[together], func(t *testing.T) {
+			ctx := context.Background()
+			a := startAdmissions(t)
+			in := a.in
+			if !together {
+				in.Server.FHIR.ApplyOneByOne()
+			}
+			const admissions = 30
+			if err := in.Server.River.QueuePause(ctx, worker.QueueFHIR, nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the producer hears of the pause
+			for i := range admissions {
+				a.admit(t, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i), "IMP")
+			}
+			// The first patient comes in twice (a second encounter): in the
+			// same batch, the second goes in a wave after the first.
+			a.admit(t, "burst-0", "burst-0b", "IMP")
+			in.SQL.Reset()
+			if err := in.Server.River.QueueResume(ctx, worker.QueueFHIR, nil); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				var waiting int
+				if err := in.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d notifications still waiting", waiting)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			// One by one, each notification locks its patient in a round
+			// trip of its own; together, a batch's wave does so in one.
+			patientLocks := in.SQL.CallsWhere(func(sql string) bool {
+				return strings.HasPrefix(sql, "batch: SELECT pg_advisory_xact_lock(hashtextextended('inbox.patient:'")
+			})
+			t.Logf("%d notifications: %d round trips locking their patients\n%s", admissions+1, patientLocks, in.SQL.Top(20))
+			if together && patientLocks > admissions/2 {
+				t.Errorf("%d round trips locking patients for %d notifications applied together: not in lockstep", patientLocks, admissions+1)
+			}
+			if !together && patientLocks != admissions+1 {
+				t.Errorf("%d round trips locking patients for %d notifications one by one", patientLocks, admissions+1)
+			}
+			var threads, members, links int
+			if err := in.DB.Pool.QueryRow(ctx, `SELECT count(*), count(m.user_id),
+					(SELECT count(*) FROM river_job WHERE kind = 'fhir.link_patient')
+				FROM threads t LEFT JOIN thread_members m ON m.thread_id = t.id AND m.user_id = $1 AND m.left_at IS NULL
+				WHERE t.patient_ref LIKE 'Patient/burst-%'`, a.attending.User.ID).Scan(&threads, &members, &links); err != nil {
+				t.Fatal(err)
+			}
+			if threads != admissions+1 || members != admissions+1 || links != admissions {
+				t.Errorf("%d threads, the attending in %d, %d patients' reads queued; want %d, %d, %d", threads, members, links, admissions+1, admissions+1, admissions)
+			}
+		})
 	}
 }

@@ -38,6 +38,9 @@ type Store struct {
 	Observe Observer
 	// priority holds batches back while this instance sends pages.
 	priority *Priority
+	// together applies a batch's notifications in lockstep when it can
+	// (applyTogether); tests turn it off to compare.
+	together bool
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).
@@ -47,7 +50,7 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	}
 	paging, idle := cfg.writingBatches()
 	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
-		priority: NewPriority(paging, idle, PagingWindow)}
+		priority: NewPriority(paging, idle, PagingWindow), together: true}
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/callroom/callroom/escalation"
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -50,20 +51,20 @@ func (s *Store) identifierSystem() string {
 	return IdentifierSystem
 }
 
-// queueWriteBack records that (kind, object, event) is to be written back
-// and inserts its job, in tx; a second call for the same is a no-op.
-func (s *Store) queueWriteBack(ctx context.Context, tx pgx.Tx, kind string, object uuid.UUID, event string) error {
-	var id uuid.UUID
-	err := tx.QueryRow(ctx, `INSERT INTO fhir_writebacks (kind, object_id, event) VALUES ($1, $2, $3)
-		ON CONFLICT (kind, object_id, event) DO NOTHING RETURNING id`, kind, object, event).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
+// queueWriteBack queues in w the record that (kind, object, event) is to be
+// written back, with its job, in one statement; a second call for the same
+// is a no-op.
+func queueWriteBack(w *pg.Writes, kind string, object uuid.UUID, event string) error {
+	id := uuid.New()
+	job, err := worker.NewJobInStatementFrom("wb", WriteBackArgs{ID: id}, WriteBackArgs{}.InsertOpts(), 5, time.Now())
 	if err != nil {
 		return err
 	}
-	_, err = worker.InsertTx(ctx, s.river, tx, WriteBackArgs{ID: id}, nil)
-	return err
+	w.Exec(`WITH wb AS (INSERT INTO fhir_writebacks (id, kind, object_id, event) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, object_id, event) DO NOTHING RETURNING id),
+		job AS (`+job.SQL+`)
+		SELECT`, append([]any{id, kind, object, event}, job.Args...)...)
+	return nil
 }
 
 // PageSettled queues a page's summary (escalation.Store.PageSettled). Pages
@@ -72,7 +73,11 @@ func (s *Store) PageSettled(ctx context.Context, tx pgx.Tx, p escalation.Page) e
 	if p.PatientRef == nil || *p.PatientRef == "" || !patientRef.MatchString(*p.PatientRef) {
 		return nil
 	}
-	return s.queueWriteBack(ctx, tx, "page", p.ID, string(p.Status))
+	var w pg.Writes
+	if err := queueWriteBack(&w, "page", p.ID, string(p.Status)); err != nil {
+		return err
+	}
+	return w.Flush(ctx, tx)
 }
 
 // WriteBackWorker sends queued Communications.

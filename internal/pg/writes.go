@@ -24,6 +24,8 @@ import (
 type Writes struct {
 	b      pgx.Batch
 	commit bool
+	step   *lockstep // flushes wait for Lockstep's next step
+	idx    int       // the function's place in Lockstep
 }
 
 // CommitOnFlush makes the next Flush or FlushQuery end the transaction: its
@@ -80,6 +82,14 @@ func (w *Writes) Len() int { return w.b.Len() }
 // Flush runs the queued statements in q, in one round trip, and empties w.
 // Statements that their callbacks queued (Queue) go in a round trip after.
 func (w *Writes) Flush(ctx context.Context, q Querier) error {
+	if w.step != nil {
+		for w.b.Len() > 0 {
+			if err := w.step.flush(w); err != nil {
+				return err
+			}
+		}
+		return w.step.flush(w) // a COMMIT asked for is refused
+	}
 	if w.commit {
 		w.b.Queue("commit")
 		w.commit = false
@@ -98,6 +108,10 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 // hands sql's rows to scan (which must read or close them): the usual end
 // of a transaction that queued its writes is to read back what they made.
 func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) error, sql string, args ...any) error {
+	if w.step != nil {
+		w.b.Queue(sql, args...).Query(scan)
+		return w.step.flush(w)
+	}
 	commit := w.commit
 	w.commit = false
 	if w.b.Len() == 0 && !commit {
