@@ -75,8 +75,9 @@ func (s *Store) process(ctx context.Context, id uuid.UUID) error {
 }
 
 // claimed is what a claim found: notification id's subscription and the
-// batch claimed (id first if claimed, then oldest first: the order they are
-// applied in).
+// batch claimed, oldest first: the order they are applied in, so that two
+// changes of one encounter in a batch apply in the order the EHR sent them,
+// whichever notification's job claimed them.
 type claimed struct {
 	found        bool
 	subscription string
@@ -114,7 +115,7 @@ const claimSQL = `WITH own AS (
 	)
 	SELECT own.subscription, taken.id, taken.flavor, taken.body, taken.event_number, taken.deleted
 	FROM own LEFT JOIN taken ON true
-	ORDER BY taken.id = own.id DESC, taken.received_at`
+	ORDER BY taken.received_at`
 
 // claim claims notification id, if it is waiting and not claimed, and then
 // up to BatchSize-1 others of its subscription, oldest first, in one

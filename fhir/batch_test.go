@@ -299,3 +299,28 @@ func TestSweepQueuesForgottenNotifications(t *testing.T) {
 		return done
 	})
 }
+
+// Two changes of one encounter in a batch apply in the order the EHR sent
+// them, whichever notification's job claimed the batch: an admission and
+// its discharge leave the thread archived, also when the discharge's job
+// claims both.
+func TestBatchAppliesInArrivalOrder(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	_, pr := e.clinician("Dr Order", "physician", true)
+	ctx := context.Background()
+	e.pauseProcessing()
+	admission := encounter("Patient/order", "in-progress", "IMP", pr)
+	admission["id"] = "order"
+	e.notify("enc", admission)
+	discharge := encounter("Patient/order", "finished", "IMP", pr)
+	discharge["id"] = "order"
+	last := e.notify("enc", discharge)
+	if err := e.in.Server.FHIR.ProcessNow(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	thread, archived, _ := e.threadOf("Patient/order", "Encounter/order")
+	if thread == uuid.Nil || !archived {
+		t.Errorf("admitted then discharged, applied by the discharge's job: thread %s, archived %v", thread, archived)
+	}
+}
