@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/apitest"
@@ -322,5 +324,38 @@ func TestBatchAppliesInArrivalOrder(t *testing.T) {
 	thread, archived, _ := e.threadOf("Patient/order", "Encounter/order")
 	if thread == uuid.Nil || !archived {
 		t.Errorf("admitted then discharged, applied by the discharge's job: thread %s, archived %v", thread, archived)
+	}
+}
+
+// A batch completes the jobs of the notifications it applied that River has
+// not run yet: they would only find their notification done.
+func TestBatchCompletesTheJobsOfWhatItApplied(t *testing.T) {
+	t.Parallel()
+	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	_, pr := e.clinician("Dr Jobs", "physician", true)
+	ctx := context.Background()
+	e.pauseProcessing()
+	var ids []uuid.UUID
+	for i := range 3 {
+		enc := encounter(fmt.Sprintf("Patient/jobs-%d", i), "in-progress", "IMP", pr)
+		enc["id"] = fmt.Sprintf("jobs-%d", i)
+		ids = append(ids, e.notify("enc", enc))
+	}
+	// What the first one's job runs, while River runs none of them.
+	if err := e.in.Server.FHIR.ProcessNow(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := e.in.DB.Pool.Query(ctx, `SELECT args->>'notification_id' || ' ' || state::text FROM river_job
+		WHERE kind = 'fhir.process' ORDER BY args->>'notification_id'`)
+	jobs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first one's own job too, here: River never ran it (when River
+	// runs it, it is running, and River finishes it).
+	want := []string{ids[0].String() + " completed", ids[1].String() + " completed", ids[2].String() + " completed"}
+	slices.Sort(want)
+	if !slices.Equal(jobs, want) {
+		t.Errorf("jobs after the first one's batch applied all three:\n%v\nwant\n%v", jobs, want)
 	}
 }
