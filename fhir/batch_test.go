@@ -308,10 +308,8 @@ func TestSweepQueuesForgottenNotifications(t *testing.T) {
 // claims both.
 func TestBatchAppliesInArrivalOrder(t *testing.T) {
 	t.Parallel()
-	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
-	_, pr := e.clinician("Dr Order", "physician", true)
+	e, pr := startPaused(t, "Dr Order")
 	ctx := context.Background()
-	e.pauseProcessing()
 	admission := encounter("Patient/order", "in-progress", "IMP", pr)
 	admission["id"] = "order"
 	e.notify("enc", admission)
@@ -331,10 +329,8 @@ func TestBatchAppliesInArrivalOrder(t *testing.T) {
 // not run yet: they would only find their notification done.
 func TestBatchCompletesTheJobsOfWhatItApplied(t *testing.T) {
 	t.Parallel()
-	e := start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
-	_, pr := e.clinician("Dr Jobs", "physician", true)
+	e, pr := startPaused(t, "Dr Jobs")
 	ctx := context.Background()
-	e.pauseProcessing()
 	var ids []uuid.UUID
 	for i := range 3 {
 		enc := encounter(fmt.Sprintf("Patient/jobs-%d", i), "in-progress", "IMP", pr)
@@ -358,4 +354,15 @@ func TestBatchCompletesTheJobsOfWhatItApplied(t *testing.T) {
 	if !slices.Equal(jobs, want) {
 		t.Errorf("jobs after the first one's batch applied all three:\n%v\nwant\n%v", jobs, want)
 	}
+}
+
+// startPaused starts an instance with one subscription and a physician
+// matched by NPI (pr, their Practitioner), its fhir queue paused so that
+// the test runs what jobs would (ProcessNow).
+func startPaused(t *testing.T, physician string) (e *env, pr string) {
+	t.Helper()
+	e = start(t, fhir.Subscription{Name: "enc", Flavor: fhir.Medplum, Criteria: "Encounter", Secret: secret})
+	_, pr = e.clinician(physician, "physician", true)
+	e.pauseProcessing()
+	return e, pr
 }
