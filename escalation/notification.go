@@ -70,7 +70,7 @@ const (
 // inserted. So are delivery jobs due later (worker.JobInStatement); one due
 // now goes through River, which wakes a worker for it.
 func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round, step int, users []uuid.UUID, now time.Time) (int, error) {
-	plan, err := notify.Plan(ctx, tx, users, p.Priority.urgent())
+	plan, err := notify.PlanWith(ctx, tx, &a.methods, users, p.Priority.urgent())
 	if err != nil {
 		return 0, err
 	}

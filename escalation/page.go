@@ -18,6 +18,7 @@ import (
 	"github.com/callroom/callroom/audit"
 	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/internal/pg"
+	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/patient"
 	"github.com/callroom/callroom/worker"
 )
@@ -276,9 +277,13 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 	var policy Policy
 	target := in.UserID
 	var first pg.Read
+	// The contact methods of those the first step names go with it: the
+	// people a service's first step targets directly, or the person paged.
+	methods := notify.MethodsRead(`SELECT $1::uuid`, in.UserID, &a.methods)
 	if in.ServiceID != nil {
 		target = in.ServiceID
 		first = servicePolicyRead(*in.ServiceID, &policy)
+		methods = notify.MethodsRead(firstStepUsersSQL, *in.ServiceID, &a.methods)
 	} else {
 		first = pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
 			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
@@ -385,9 +390,17 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 		}
 		created = true
 		return nil
-	})
+	}, methods)
 	return p, created, err
 }
+
+// firstStepUsersSQL returns the people the first step of service $1's
+// policy targets directly (not through a schedule): whom a new page's first
+// step reaches unless they are inactive.
+const firstStepUsersSQL = `SELECT t.user_id FROM escalation_step_targets t
+	WHERE t.policy_id = (SELECT escalation_policy_id FROM services WHERE id = $1)
+	  AND t.position = (SELECT min(s.position) FROM escalation_steps s WHERE s.policy_id = t.policy_id)
+	  AND t.user_id IS NOT NULL`
 
 // dedupRace turns the unique violation of a page's dedup key into
 // errDedupRace: another request with the same key committed first.
@@ -569,6 +582,10 @@ type announcement struct {
 	fresh *Page
 	// reached are the people this transaction's notifications went to.
 	reached []uuid.UUID
+	// methods are the contact methods read with the transaction's first
+	// statement (those of the people a new page's first step names), for
+	// planning its notifications without a round trip of their own.
+	methods notify.Methods
 }
 
 // timeline queues e on page's timeline. Entries queued one after another

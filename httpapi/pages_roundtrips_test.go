@@ -11,10 +11,11 @@ import (
 	"github.com/callroom/callroom/internal/benchutil"
 )
 
-// Sending a page costs the server four round trips to PostgreSQL
+// Sending a page costs the server three round trips to PostgreSQL
 // (docs/PERFORMANCE.md, issue 3), five when its first step pages whoever is
 // on call on a schedule: the caller's token; BEGIN with the service's
-// policy; (the schedule;) the recipients' contact methods; then the page, its
+// policy and the contact methods of the people its first step names; (the
+// schedule; the contact methods of who is on call;) then the page, its
 // audit row, timeline, next-step job, notifications, delivery jobs due
 // later, events, read-back and COMMIT together. Each round trip costs both
 // processes a wake-up, which on two cores costs as much as the statements:
@@ -96,8 +97,8 @@ func TestSendingAPageRoundTrips(t *testing.T) {
 	// The instance's periodic work (the audit chain's seal, a token's last
 	// use recorded once a minute) may add a few; one round trip more per
 	// page is 20 more.
-	if calls > 4*pages+pages/2 {
-		t.Errorf("%d round trips for %d pages: %.1f a page, want 4", calls, pages, float64(calls)/pages)
+	if calls > 3*pages+pages/2 {
+		t.Errorf("%d round trips for %d pages: %.1f a page, want 3", calls, pages, float64(calls)/pages)
 	}
 
 	// What the single write round trip wrote: for each page its in-app

@@ -54,6 +54,47 @@ type Planned struct {
 // reach is the caller's job. An empty userIDs gives an empty plan without a
 // query.
 func Plan(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, urgent bool) ([]Planned, error) {
+	return PlanWith(ctx, q, nil, userIDs, urgent)
+}
+
+// Methods are contact methods read ahead (MethodsRead), so that planning
+// for the people they cover costs no round trip of its own.
+type Methods struct {
+	covered map[uuid.UUID]bool
+	byUser  map[uuid.UUID][]method
+}
+
+// MethodsRead is the read of the contact methods of the people whose ids
+// who returns (a query with parameter $1 = arg; each once, however often
+// named), into m: a statement to send with others (pg.InTxPipelined),
+// before the caller knows for certain whom it will reach. Sending a page
+// reads those its service's first step names.
+func MethodsRead(who string, arg any, m *Methods) pg.Read {
+	return pg.Read{SQL: `SELECT w.user_id AS covered, cm.user_id, cm.id, cm.kind, cm.address, cm.created_at,
+			(SELECT min(nr.delay_seconds) FROM notification_rules nr WHERE nr.contact_method_id = cm.id) AS delay_seconds
+		FROM (SELECT DISTINCT user_id FROM (` + who + `) w0 (user_id)) w LEFT JOIN contact_methods cm ON cm.user_id = w.user_id`, Args: []any{arg},
+		Scan: func(rows pgx.Rows) error {
+			m.covered, m.byUser = map[uuid.UUID]bool{}, map[uuid.UUID][]method{}
+			var covered uuid.UUID
+			var userID, id *uuid.UUID
+			var kind, address *string
+			var createdAt *time.Time
+			var delay *int32
+			_, err := pgx.ForEachRow(rows, []any{&covered, &userID, &id, &kind, &address, &createdAt, &delay}, func() error {
+				m.covered[covered] = true
+				if id != nil {
+					m.byUser[covered] = append(m.byUser[covered], method{UserID: covered, ID: *id, Kind: *kind, Address: *address,
+						CreatedAt: *createdAt, Delay: delay})
+				}
+				return nil
+			})
+			return err
+		}}
+}
+
+// PlanWith is Plan that reads nothing when known (which may be nil) covers
+// every one of userIDs.
+func PlanWith(ctx context.Context, q pg.Querier, known *Methods, userIDs []uuid.UUID, urgent bool) ([]Planned, error) {
 	var users []uuid.UUID
 	seen := make(map[uuid.UUID]bool, len(userIDs))
 	for _, id := range userIDs {
@@ -66,9 +107,12 @@ func Plan(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, urgent bool) (
 		return nil, nil
 	}
 
-	byUser, err := readMethods(ctx, q, users)
-	if err != nil {
-		return nil, err
+	byUser := known.of(users)
+	if byUser == nil {
+		var err error
+		if byUser, err = readMethods(ctx, q, users); err != nil {
+			return nil, err
+		}
 	}
 
 	plan := make([]Planned, 0, len(users))
@@ -112,6 +156,19 @@ func Plan(ctx context.Context, q pg.Querier, userIDs []uuid.UUID, urgent bool) (
 		}
 	}
 	return plan, nil
+}
+
+// of returns the methods of users, or nil unless m covers all of them.
+func (m *Methods) of(users []uuid.UUID) map[uuid.UUID][]method {
+	if m == nil || m.covered == nil {
+		return nil
+	}
+	for _, u := range users {
+		if !m.covered[u] {
+			return nil
+		}
+	}
+	return m.byUser
 }
 
 // method is a contact method as planning reads it: with the smallest delay

@@ -47,11 +47,26 @@ func TestPlan(t *testing.T) {
 		names[cm.ID] = label
 		return cm.ID
 	}
+	// Every plan is made twice: reading the methods, and from the methods
+	// read ahead (MethodsRead, as sending a page does): the same plan.
 	plan := func(urgent bool, users ...uuid.UUID) []notify.Planned {
 		t.Helper()
 		p, err := notify.Plan(ctx, db.Pool, users, urgent)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var known notify.Methods
+		read := notify.MethodsRead(`SELECT unnest($1::uuid[])`, users, &known)
+		rows, _ := db.Pool.Query(ctx, read.SQL, read.Args...)
+		if err := read.Scan(rows); err != nil {
+			t.Fatal(err)
+		}
+		ahead, err := notify.PlanWith(ctx, nil, &known, users, urgent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := render(ahead, names), render(p, names); g != w {
+			t.Errorf("planned from the methods read ahead:\n%s\nread when planning:\n%s", g, w)
 		}
 		return p
 	}

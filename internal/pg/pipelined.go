@@ -30,7 +30,10 @@ type Read struct {
 // COMMIT sent with the last writes runs before fn's code has looked at their
 // results: queue it only with writes whose results cannot change the
 // decision to commit (see Writes.CommitOnFlush).
-func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(tx pgx.Tx) error) error {
+//
+// Further reads (more) go in the same first round trip, after first: what
+// the transaction will need that does not depend on first's answer.
+func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(tx pgx.Tx) error, more ...Read) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -38,7 +41,10 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(
 	defer conn.Release()
 	var b pgx.Batch
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(first.SQL, first.Args...)
+	reads := append([]Read{first}, more...)
+	for _, r := range reads {
+		b.Queue(r.SQL, r.Args...)
+	}
 	br := conn.SendBatch(ctx, &b)
 	tx := br.Tx()
 	defer func() {
@@ -52,8 +58,12 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(
 		br.Close()
 		return err
 	}
-	rows, _ := br.Query()
-	err = first.Scan(rows)
+	for _, r := range reads {
+		rows, _ := br.Query()
+		if err = r.Scan(rows); err != nil {
+			break
+		}
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
