@@ -86,7 +86,8 @@ func truncateName(s string) string {
 // SyncMembers adds add and removes remove from a thread, and announces the
 // change once. Only active nurses and physicians are added; the others are
 // skipped (returned in skipped), never an error, so one deactivated account
-// does not stop an admission from opening its thread. Its reads and
+// does not stop an admission from opening its thread. add names each
+// person once (fhir's resolver does). Its reads and
 // changes go in one round trip with what w holds; its record of the change
 // is queued in w.
 func (s *Store) SyncMembers(ctx context.Context, tx pgx.Tx, w *pg.Writes, threadID uuid.UUID, add, remove []uuid.UUID, reason map[string]any) (added, removed, skipped []uuid.UUID, err error) {
