@@ -21,7 +21,7 @@ import (
 // other, a batch of 30 took 120 round trips; in lockstep it takes 4, and
 // PostgreSQL runs the same statements (docs/PERFORMANCE.md).
 //
-// Each fn must do all its work through its Writes (queue, Queue, Flush,
+// Each fn must do all its work through its Writes (Exec, Queue, Flush,
 // FlushQuery); the transaction it is given refuses to be used directly
 // (ErrLockstep), since the connection is shared. fns must not depend on one
 // another's effects: a step's statements run in the order of fns, so the
@@ -36,7 +36,11 @@ func Lockstep(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) e
 		go func() {
 			defer func() {
 				if r := recover(); r != nil {
-					errs[i] = fmt.Errorf("pg: lockstep: %v", r)
+					if err, ok := r.(error); ok {
+						errs[i] = fmt.Errorf("pg: lockstep: %w", err)
+					} else {
+						errs[i] = fmt.Errorf("pg: lockstep: %v", r)
+					}
 				}
 				l.mu.Lock()
 				l.running--
@@ -118,7 +122,9 @@ func (refusingTx) Exec(context.Context, string, ...any) (pgconn.CommandTag, erro
 	return pgconn.CommandTag{}, ErrLockstep
 }
 
-func (refusingTx) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, ErrLockstep }
+func (refusingTx) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return refusedRows{}, ErrLockstep
+}
 
 func (refusingTx) QueryRow(context.Context, string, ...any) pgx.Row { return refusedRow{} }
 
@@ -135,3 +141,16 @@ func (refusingTx) Begin(context.Context) (pgx.Tx, error) { return nil, ErrLockst
 type refusedRow struct{}
 
 func (refusedRow) Scan(...any) error { return ErrLockstep }
+
+// refusedRows are the rows of a refused query, for callers that read the
+// error from the rows (pgx.CollectRows) rather than from Query. What it does
+// not define (Conn, TypeMap, ...) panics, which Lockstep recovers.
+type refusedRows struct{ pgx.Rows }
+
+func (refusedRows) Close()                                       {}
+func (refusedRows) Err() error                                   { return ErrLockstep }
+func (refusedRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (refusedRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (refusedRows) Next() bool                                   { return false }
+func (refusedRows) Scan(...any) error                            { return ErrLockstep }
+func (refusedRows) Values() ([]any, error)                       { return nil, ErrLockstep }

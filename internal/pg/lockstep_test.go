@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -103,10 +104,20 @@ func TestLockstep(t *testing.T) {
 				tx.Conn().Exec(ctx, `INSERT INTO pipelined (id) VALUES (202)`) //nolint:errcheck
 				return nil
 			},
+			func(tx pgx.Tx, _ *pg.Writes) error {
+				rows, _ := tx.Query(ctx, `SELECT id FROM pipelined`)
+				_, err := pgx.CollectRows(rows, pgx.RowTo[int])
+				return err
+			},
+			func(tx pgx.Tx, _ *pg.Writes) error {
+				return tx.SendBatch(ctx, &pgx.Batch{}).Close()
+			},
 		})
 	})
-	if !errors.Is(err, pg.ErrLockstep) {
-		t.Errorf("a transaction used directly: %v", err)
+	// Each refused use is ErrLockstep; the panic (Conn, not refused one by
+	// one) an error of its own.
+	if n := strings.Count(err.Error(), pg.ErrLockstep.Error()); !errors.Is(err, pg.ErrLockstep) || n != 3 {
+		t.Errorf("a transaction used directly: %d refusals in %v", n, err)
 	}
 	if got := count(t, pool); got != n {
 		t.Errorf("%d rows after the refused use, want %d", got, n)
