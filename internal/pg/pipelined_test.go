@@ -3,6 +3,7 @@ package pg_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -164,5 +165,32 @@ func TestInTxPipelined(t *testing.T) {
 				defer c.Release()
 			}
 		})
+	}
+}
+
+// A statement a callback queues after the COMMIT went is not run outside the
+// transaction: Flush refuses it (what went with the COMMIT is committed).
+func TestWritesRefuseStatementsAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := tracedPool(t)
+	err := pg.InTxPipelined(ctx, pool, pg.Read{SQL: `SELECT 1`, Scan: func(rows pgx.Rows) error { rows.Close(); return rows.Err() }},
+		func(tx pgx.Tx) error {
+			var w pg.Writes
+			w.Queue(`INSERT INTO pipelined VALUES (1, 'a') RETURNING id`).QueryRow(func(row pgx.Row) error {
+				var id int
+				if err := row.Scan(&id); err != nil {
+					return err
+				}
+				w.Exec(`INSERT INTO pipelined VALUES (2, 'late')`)
+				return nil
+			})
+			w.CommitOnFlush()
+			return w.Flush(ctx, tx)
+		})
+	if err == nil || !strings.Contains(err.Error(), "after the transaction's COMMIT") {
+		t.Errorf("a statement queued after the COMMIT: %v", err)
+	}
+	if n := count(t, pool); n != 1 {
+		t.Errorf("%d rows, want the one committed", n)
 	}
 }

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,8 +52,8 @@ func (w *Writes) ExecCheck(check func(pgconn.CommandTag) error, sql string, args
 // result with a callback (pgx.QueuedQuery's Query, QueryRow or Exec) when w
 // is flushed: a read that goes in the same round trip as the writes around
 // it. The callback runs while the round trip's results are read, so it may
-// queue more statements in w (they go with the next flush) but not use the
-// connection.
+// queue more statements in w (Flush sends them in a round trip after) but
+// not use the connection.
 func (w *Writes) Queue(sql string, args ...any) *pgx.QueuedQuery { return w.b.Queue(sql, args...) }
 
 // Last is the statement queued last, or nil: a caller may widen it (more
@@ -80,21 +81,28 @@ func (w *Writes) Queued(q *pgx.QueuedQuery) bool {
 func (w *Writes) Len() int { return w.b.Len() }
 
 // Flush runs the queued statements in q, in one round trip, and empties w.
-// Statements that their callbacks queued (Queue) go in a round trip after.
+// Statements that their callbacks queued (Queue) go in a round trip after;
+// after a COMMIT (CommitOnFlush) there must be none: they would run outside
+// the transaction.
 func (w *Writes) Flush(ctx context.Context, q Querier) error {
 	if w.step != nil {
-		for w.b.Len() > 0 {
-			if err := w.step.flush(w); err != nil {
+		for {
+			// step.flush refuses a COMMIT asked for, and sends nothing
+			// when nothing is queued.
+			if err := w.step.flush(w); err != nil || w.b.Len() == 0 {
 				return err
 			}
 		}
-		return w.step.flush(w) // a COMMIT asked for is refused
 	}
-	if w.commit {
+	committing := w.commit
+	if committing {
 		w.b.Queue("commit")
 		w.commit = false
 	}
-	for w.b.Len() > 0 {
+	for sent := false; w.b.Len() > 0; sent = true {
+		if sent && committing {
+			return errors.New("pg: a callback queued statements after the transaction's COMMIT")
+		}
 		b := w.b
 		w.b = pgx.Batch{}
 		if err := q.SendBatch(ctx, &b).Close(); err != nil {
@@ -104,44 +112,15 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 	return nil
 }
 
-// FlushQuery runs the queued statements, then sql, in one round trip, and
-// hands sql's rows to scan (which must read or close them): the usual end
-// of a transaction that queued its writes is to read back what they made.
+// FlushQuery runs the queued statements, then sql, in one round trip (with
+// the COMMIT after it, if asked for), and hands sql's rows to scan (which
+// must read or close them): the usual end of a transaction that queued its
+// writes is to read back what they made.
 func (w *Writes) FlushQuery(ctx context.Context, q Querier, scan func(pgx.Rows) error, sql string, args ...any) error {
-	if w.step != nil {
-		w.b.Queue(sql, args...).Query(scan)
-		return w.step.flush(w)
-	}
-	commit := w.commit
-	w.commit = false
-	if w.b.Len() == 0 && !commit {
+	if w.step == nil && w.b.Len() == 0 && !w.commit {
 		rows, _ := q.Query(ctx, sql, args...)
 		return scan(rows)
 	}
-	b := w.b
-	w.b = pgx.Batch{}
-	n := b.Len()
-	b.Queue(sql, args...)
-	if commit {
-		b.Queue("commit") // its result is read by Close
-	}
-	br := q.SendBatch(ctx, &b)
-	for i := range n {
-		var err error
-		if f := b.QueuedQueries[i].Fn; f != nil { // ExecCheck's
-			err = f(br)
-		} else {
-			_, err = br.Exec()
-		}
-		if err != nil {
-			br.Close()
-			return err
-		}
-	}
-	rows, _ := br.Query()
-	err := scan(rows)
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	w.b.Queue(sql, args...).Query(scan)
+	return w.Flush(ctx, q)
 }
