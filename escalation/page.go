@@ -273,18 +273,18 @@ func (e *firstStepError) Unwrap() error { return e.err }
 func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *announcement, inline bool) (p Page, created bool, err error) {
 	// The transaction's first read (the service's policy, or the person
 	// paged) goes with its BEGIN, and its COMMIT with its last writes
-	// (announce): pg.InTxPipelined.
+	// (announce): pg.InTxPipelined. The contact methods of those the first
+	// step names go with the first read: the people a service's first step
+	// targets directly, or the person paged.
 	var policy Policy
 	target := in.UserID
-	var first pg.Read
-	// The contact methods of those the first step names go with it: the
-	// people a service's first step targets directly, or the person paged.
-	methods := notify.MethodsRead(`SELECT $1::uuid`, in.UserID, &a.methods)
+	var first, methods pg.Read
 	if in.ServiceID != nil {
 		target = in.ServiceID
 		first = servicePolicyRead(*in.ServiceID, &policy)
 		methods = notify.MethodsRead(firstStepUsersSQL, *in.ServiceID, &a.methods)
 	} else {
+		methods = notify.MethodsRead(`SELECT $1::uuid`, *in.UserID, &a.methods)
 		first = pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
 			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {

@@ -16,17 +16,17 @@ import (
 	"github.com/callroom/callroom/worker"
 )
 
-// admissions is an instance whose statements are counted, connected to an
+// ward is an instance whose statements are counted, connected to an
 // EHR in which the attending is a Practitioner, and a way to send it the
 // EHR's notifications.
-type admissions struct {
+type ward struct {
 	in        *benchutil.Instance
 	attending *benchutil.Client
 	pracRef   string
 	client    *http.Client
 }
 
-func startAdmissions(t *testing.T) *admissions {
+func startWard(t *testing.T) *ward {
 	t.Helper()
 	ehr := fhirtest.Start(t)
 	in := benchutil.Start(t, benchutil.Options{TraceSQL: true, FHIR: &fhir.Config{BaseURL: ehr.URL, Timeout: 5 * time.Second,
@@ -37,14 +37,14 @@ func startAdmissions(t *testing.T) *admissions {
 		t.Fatal(err)
 	}
 	prac := ehr.Create(map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": fhir.NPISystem, "value": npi}}})
-	return &admissions{in: in, attending: attending, pracRef: "Practitioner/" + prac["id"].(string), client: benchutil.NewHTTPClient()}
+	return &ward{in: in, attending: attending, pracRef: "Practitioner/" + prac["id"].(string), client: benchutil.NewHTTPClient()}
 }
 
-// admit notifies the instance, Medplum-style, of the Encounter of patient
-// (Patient/<patient>) with id.
-func (a *admissions) admit(t *testing.T, patient, id, class string) {
+// admit notifies the instance, Medplum-style, of inpatient Encounter id of
+// Patient/<patient>, in progress.
+func (a *ward) admit(t *testing.T, patient, id string) {
 	t.Helper()
-	enc := encounter("Patient/"+patient, "in-progress", class, a.pracRef)
+	enc := encounter("Patient/"+patient, "in-progress", "IMP", a.pracRef)
 	enc["id"] = id
 	body, _ := json.Marshal(enc)
 	req, _ := http.NewRequest("POST", a.in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
@@ -67,9 +67,9 @@ func (a *admissions) admit(t *testing.T, patient, id, class string) {
 // what processing a burst cost (docs/PERFORMANCE.md).
 func TestNotificationRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	a := startAdmissions(t)
+	a := startWard(t)
 	in, attending := a.in, a.attending
-	admit := func(i int) { a.admit(t, fmt.Sprintf("rt-%d", i), fmt.Sprintf("rt-%d", i), "IMP") }
+	admit := func(i int) { a.admit(t, fmt.Sprintf("rt-%d", i), fmt.Sprintf("rt-%d", i)) }
 	// Processed, with the attending in the thread, one by one.
 	processed := func(n int) {
 		t.Helper()
@@ -133,7 +133,7 @@ func TestBurstRoundTrips(t *testing.T) {
 	for _, together := range []bool{true, false} {
 		t.Run(map[bool]string{true: "together", false: "one by one"}[together], func(t *testing.T) {
 			ctx := context.Background()
-			a := startAdmissions(t)
+			a := startWard(t)
 			in := a.in
 			if !together {
 				in.Server.FHIR.ApplyOneByOne()
@@ -144,11 +144,11 @@ func TestBurstRoundTrips(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond) // the producer hears of the pause
 			for i := range admissions {
-				a.admit(t, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i), "IMP")
+				a.admit(t, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i))
 			}
 			// The first patient comes in twice (a second encounter): in the
 			// same batch, the second goes in a wave after the first.
-			a.admit(t, "burst-0", "burst-0b", "IMP")
+			a.admit(t, "burst-0", "burst-0b")
 			in.SQL.Reset()
 			if err := in.Server.River.QueueResume(ctx, worker.QueueFHIR, nil); err != nil {
 				t.Fatal(err)

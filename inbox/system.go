@@ -87,9 +87,8 @@ func truncateName(s string) string {
 // change once. Only active nurses and physicians are added; the others are
 // skipped (returned in skipped), never an error, so one deactivated account
 // does not stop an admission from opening its thread. add names each
-// person once (fhir's resolver does). Its reads and
-// changes go in one round trip with what w holds; its record of the change
-// is queued in w.
+// person once (fhir's resolver does). Its reads and changes go in one round
+// trip with what w holds; its record of the change is queued in w.
 func (s *Store) SyncMembers(ctx context.Context, tx pgx.Tx, w *pg.Writes, threadID uuid.UUID, add, remove []uuid.UUID, reason map[string]any) (added, removed, skipped []uuid.UUID, err error) {
 	var ts []Thread
 	queueThread(w, threadID, "FOR NO KEY UPDATE", &ts)

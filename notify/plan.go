@@ -70,8 +70,7 @@ type Methods struct {
 // before the caller knows for certain whom it will reach. Sending a page
 // reads those its service's first step names.
 func MethodsRead(who string, arg any, m *Methods) pg.Read {
-	return pg.Read{SQL: `SELECT w.user_id AS covered, cm.user_id, cm.id, cm.kind, cm.address, cm.created_at,
-			(SELECT min(nr.delay_seconds) FROM notification_rules nr WHERE nr.contact_method_id = cm.id) AS delay_seconds
+	return pg.Read{SQL: `SELECT w.user_id AS covered, ` + methodColumns + `
 		FROM (SELECT DISTINCT user_id FROM (` + who + `) w0 (user_id)) w LEFT JOIN contact_methods cm ON cm.user_id = w.user_id`, Args: []any{arg},
 		Scan: func(rows pgx.Rows) error {
 			m.covered, m.byUser = map[uuid.UUID]bool{}, map[uuid.UUID][]method{}
@@ -188,9 +187,12 @@ type method struct {
 // elements, never looks cheaper than a custom one for the usual one or two),
 // and that planning was a fifth of the database's CPU when paging
 // (docs/PERFORMANCE.md). Several people are read in one round trip.
-const methodsSQL = `SELECT cm.user_id, cm.id, cm.kind, cm.address, cm.created_at,
-		(SELECT min(nr.delay_seconds) FROM notification_rules nr WHERE nr.contact_method_id = cm.id) AS delay_seconds
-	FROM contact_methods cm WHERE cm.user_id = $1`
+const methodsSQL = `SELECT ` + methodColumns + ` FROM contact_methods cm WHERE cm.user_id = $1`
+
+// methodColumns are a contact method's (cm) columns as planning reads them
+// (method).
+const methodColumns = `cm.user_id, cm.id, cm.kind, cm.address, cm.created_at,
+	(SELECT min(nr.delay_seconds) FROM notification_rules nr WHERE nr.contact_method_id = cm.id) AS delay_seconds`
 
 func readMethods(ctx context.Context, q pg.Querier, users []uuid.UUID) (map[uuid.UUID][]method, error) {
 	byUser := make(map[uuid.UUID][]method, len(users))
