@@ -366,3 +366,33 @@ func startPaused(t *testing.T, physician string) (e *env, pr string) {
 	e.pauseProcessing()
 	return e, pr
 }
+
+// A discharge applied before its admission (the two in batches processed
+// at once, or the admission retried) leaves no thread open: the admission
+// is older than what was applied, and is skipped.
+func TestAdmissionAppliedAfterItsDischargeIsSkipped(t *testing.T) {
+	t.Parallel()
+	e, pr := startPaused(t, "Dr Late")
+	ctx := context.Background()
+	versioned := func(status, at string) map[string]any {
+		enc := encounter("Patient/late", status, "IMP", pr)
+		enc["id"] = "late"
+		enc["meta"] = map[string]any{"versionId": at, "lastUpdated": "2026-12-02T10:0" + at + ":00Z"}
+		return enc
+	}
+	for _, enc := range []map[string]any{versioned("finished", "2"), versioned("in-progress", "1")} {
+		if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", enc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread != uuid.Nil && !archived {
+		t.Errorf("discharge at 10:02 applied, then the admission at 10:01: thread %s left open", thread)
+	}
+	// A newer version still applies: the patient is admitted again.
+	if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", versioned("in-progress", "3"))); err != nil {
+		t.Fatal(err)
+	}
+	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread == uuid.Nil || archived {
+		t.Errorf("admission at 10:03 after the discharge at 10:02: thread %s, archived %v; want it open", thread, archived)
+	}
+}

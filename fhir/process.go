@@ -210,10 +210,10 @@ func (s *Store) encounterChange(ctx context.Context, r *resolver, raw json.RawMe
 			}
 			note = fmt.Sprintf("%s %s: thread archived", ref, status)
 		default:
+			// Recorded even without a thread (a visit over before it was
+			// opened here): an older notification applied after this one
+			// is then skipped as stale instead of opening a thread.
 			note = fmt.Sprintf("%s %s: nothing to do", ref, status)
-			if threadID == uuid.Nil {
-				return note, nil
-			}
 		}
 		saveSource(w, ref, threadID, status, lastUpdatedOf(e.Meta))
 		return note, nil
@@ -256,6 +256,7 @@ func (s *Store) careTeamChange(ctx context.Context, r *resolver, raw json.RawMes
 		threadID, opened := src.threadID, false
 		if threadID == uuid.Nil {
 			if !active {
+				saveSource(w, ref, uuid.Nil, status, lastUpdatedOf(c.Meta))
 				return ref + " " + status + ": nothing to do", nil
 			}
 			if encounter == "" {
@@ -295,7 +296,7 @@ func lockSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, update
 	// what the transaction that held the lock committed.
 	w.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('fhir.source:' || $1, 0))`, ref)
 	type known struct {
-		ThreadID    uuid.UUID
+		ThreadID    *uuid.UUID // nil: the resource changed nothing yet
 		LastUpdated *time.Time
 	}
 	var rows []known
@@ -306,19 +307,28 @@ func lockSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, update
 	if err != nil || len(rows) == 0 {
 		return source{}, err
 	}
-	last := rows[0].LastUpdated
-	return source{threadID: rows[0].ThreadID, stale: last != nil && !updated.IsZero() && updated.Before(*last)}, nil
+	src := source{stale: rows[0].LastUpdated != nil && !updated.IsZero() && updated.Before(*rows[0].LastUpdated)}
+	if rows[0].ThreadID != nil {
+		src.threadID = *rows[0].ThreadID
+	}
+	return src, nil
 }
 
-// saveSource queues in w the record of what ref did to its thread.
+// saveSource queues in w the record of what ref did to its thread
+// (uuid.Nil: none yet) and the version it was at.
 func saveSource(w *pg.Writes, ref string, threadID uuid.UUID, status string, updated time.Time) {
 	var u *time.Time
 	if !updated.IsZero() {
 		u = &updated
 	}
+	var thread *uuid.UUID
+	if threadID != uuid.Nil {
+		thread = &threadID
+	}
 	w.Exec(`INSERT INTO fhir_sources (source_ref, thread_id, status, last_updated) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (source_ref) DO UPDATE SET thread_id = $2, status = $3, last_updated = coalesce($4, fhir_sources.last_updated), updated_at = now()`,
-		ref, threadID, status, u)
+		ON CONFLICT (source_ref) DO UPDATE SET thread_id = coalesce($2, fhir_sources.thread_id), status = $3,
+			last_updated = coalesce($4, fhir_sources.last_updated), updated_at = now()`,
+		ref, thread, status, u)
 }
 
 // syncSource makes want the people ref keeps in the thread: those no longer
