@@ -75,7 +75,6 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		return 0, err
 	}
 	blind := a.newPageID == p.ID
-	var jobs []river.InsertManyParams
 	sent := 0
 	for _, pl := range plan {
 		due := now.Add(pl.Delay)
@@ -120,36 +119,26 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			sent++
 			continue
 		}
-		opts := &river.InsertOpts{Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts()}
-		if wall := time.Now(); due.After(wall) {
-			job, err := worker.NewJobInStatement(DeliverArgs{NotificationID: id}, *opts, 1, wall)
-			if err != nil {
-				return 0, err
-			}
-			a.writes.Exec(job.SQL, job.Args...)
-			sent++
-			continue
+		// The delivery job is one more queued statement; one due now wakes
+		// a worker of its queue as River's insert would (worker.JobInStatement).
+		opts := river.InsertOpts{Queue: worker.QueueNotify, ScheduledAt: due, MaxAttempts: s.deliverAttempts()}
+		job, err := worker.NewJobInStatement(DeliverArgs{NotificationID: id}, opts, 1, time.Now())
+		if err != nil {
+			return 0, err
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{NotificationID: id}, InsertOpts: opts})
+		a.writes.Exec(job.SQL, job.Args...)
+		sent++
 	}
 	// Whoever is paged about a patient joins the patient's thread, where the
 	// page was filed, so they can read the conversation, reply (also by
 	// email) and acknowledge there. The page is already posted, so this
 	// only adds members; the summary is not needed.
-	file := s.FilePage != nil && p.PatientRef != nil && len(users) > 0
-	if len(jobs) > 0 || file {
-		// River's insert and the thread's statements run now: what is
-		// queued (a new page, its notifications) goes first.
+	if s.FilePage != nil && p.PatientRef != nil && len(users) > 0 {
+		// The thread's statements run now: what is queued (a new page, its
+		// notifications) goes first.
 		if err := a.writes.Flush(ctx, tx); err != nil {
 			return 0, err
 		}
-	}
-	if len(jobs) > 0 {
-		if _, err := worker.InsertManyTxLater(ctx, s.river, tx, &a.writes, jobs); err != nil {
-			return 0, err
-		}
-	}
-	if file {
 		fp := FiledPage{PageID: p.ID, PatientRef: *p.PatientRef, Priority: string(p.Priority), RecipientIDs: users}
 		if p.EncounterRef != nil {
 			fp.EncounterRef = *p.EncounterRef
@@ -158,5 +147,5 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 			return 0, err
 		}
 	}
-	return sent + len(jobs), nil
+	return sent, nil
 }

@@ -226,8 +226,21 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 		return Page{}, false, err
 	}
 	defer s.paging()()
+	s.sending.Add(1)
+	defer s.sending.Add(-1)
 	var a announcement
-	p, created, err = s.create(ctx, by, in, &a, true)
+	err = pg.ErrNotCommitted
+	if s.sendingInGroup(in) {
+		if p, err = s.createInGroup(ctx, by, in, &a); err == nil {
+			created = true
+			s.grouped.Add(1)
+		} else {
+			a = announcement{}
+		}
+	}
+	if errors.Is(err, pg.ErrNotCommitted) {
+		p, created, err = s.create(ctx, by, in, &a, true)
+	}
 	fired := err == nil && created
 	var inline *firstStepError
 	if errors.As(err, &inline) && ctx.Err() == nil {
@@ -273,28 +286,15 @@ func (e *firstStepError) Unwrap() error { return e.err }
 func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *announcement, inline bool) (p Page, created bool, err error) {
 	// The transaction's first read (the service's policy, or the person
 	// paged) goes with its BEGIN, and its COMMIT with its last writes
-	// (announce): pg.InTxPipelined. The contact methods of those the first
-	// step names go with the first read: the people a service's first step
-	// targets directly, or the person paged.
+	// (announce): pg.InTxPipelined.
 	var policy Policy
-	target := in.UserID
-	var first, methods pg.Read
-	if in.ServiceID != nil {
-		target = in.ServiceID
-		first = servicePolicyRead(*in.ServiceID, &policy)
-		methods = notify.MethodsRead(firstStepUsersSQL, *in.ServiceID, &a.methods)
-	} else {
-		methods = notify.MethodsRead(`SELECT $1::uuid`, *in.UserID, &a.methods)
-		first = pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
-			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
-				return callroom.Invalid("user_id", "no active user with this id")
-			}
-			return err
-		}}
-	}
+	first, methods := firstReads(in, &policy, a)
 	err = pg.InTxPipelined(ctx, s.db, first, func(tx pgx.Tx) error {
 		if in.DedupKey != "" {
+			target := in.UserID
+			if in.ServiceID != nil {
+				target = in.ServiceID
+			}
 			existing, err := openByDedupKey(ctx, tx, *target, in.DedupKey)
 			if err == nil {
 				p = existing
@@ -304,94 +304,118 @@ func (s *Store) create(ctx context.Context, by audit.Actor, in NewPage, a *annou
 				return err
 			}
 		}
-		id := uuid.New()
-		sealed, keyID, err := s.sealText(ctx, id, in.Summary, in.Body)
-		if err != nil {
+		if p, err = s.sendPage(ctx, tx, by, in, policy, a, inline, true); err != nil {
 			return err
-		}
-		var policyID *uuid.UUID
-		if in.ServiceID != nil {
-			policyID = &policy.ID
-		}
-		// step -1 is "no step fired yet". When the first step fires below,
-		// the row starts at step 0: advance then leaves step and round as
-		// they are, and the response-time report's trigger on pages
-		// (migrations/0013) has nothing to recompute.
-		firstStep := -1
-		if inline {
-			firstStep = 0
-		}
-		// The page, its audit event and its first timeline entry go in one
-		// round trip with the first step's writes (announcement.writes) and
-		// its first notification, flushed before anything needs the page's
-		// row.
-		// next_job_id and next_step_at are filled in by the first step's
-		// advance while this insert is still queued (announcement.newPage).
-		a.writes.Exec(pageInsertSQL,
-			id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
-			nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
-		a.newPage, a.newPageID = a.writes.Last(), id
-		if in.PatientRef == "" {
-			a.fresh = &Page{ID: id, Priority: in.Priority, Status: Open, CreatedBy: nullUser(by.UserID)}
-		}
-		if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
-			PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
-			return err
-		}
-		// Queued last, so the first step's timeline entries join its insert.
-		a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
-		// Filed before the first step, which adds whoever it reaches to
-		// the patient's thread.
-		if s.FilePage != nil && in.PatientRef != "" {
-			if err := a.writes.Flush(ctx, tx); err != nil {
-				return dedupRace(err)
-			}
-			fp := FiledPage{PageID: id, PatientRef: in.PatientRef, EncounterRef: in.EncounterRef,
-				Priority: string(in.Priority), Summary: in.Summary, SenderID: by.UserID}
-			if in.UserID != nil {
-				fp.RecipientIDs = []uuid.UUID{*in.UserID}
-			}
-			if err := s.FilePage(ctx, tx, fp); err != nil {
-				return err
-			}
-		}
-		now := s.now()
-		if inline {
-			fresh := Page{ID: id, ServiceID: in.ServiceID, UserID: in.UserID, Priority: in.Priority,
-				PatientRef: nullString(in.PatientRef), EncounterRef: nullString(in.EncounterRef), Status: Open,
-				CreatedBy: nullUser(by.UserID), policyID: policyID}
-			err := s.firstStepFault
-			if err != nil {
-				// a test's fault: fall through to the error path
-			} else if in.UserID != nil {
-				err = s.fireDirect(ctx, tx, fresh, a, 0, now, now)
-			} else {
-				err = s.fireStep(ctx, tx, fresh, policy, a, 0, 0, now, now)
-			}
-			if err != nil {
-				if race := dedupRace(err); race == errDedupRace {
-					return race // the page's insert, flushed by the step
-				}
-				return &firstStepError{err}
-			}
-		} else {
-			if err := a.writes.Flush(ctx, tx); err != nil {
-				return dedupRace(err)
-			}
-			// The first step fires now, as a job: a crash after commit still fires it.
-			if err := s.scheduleStep(ctx, tx, id, 0, 0, now); err != nil {
-				return err
-			}
-		}
-		// Last, so the recipients' event counters are locked only for the
-		// commit (events.Publish), which goes in the same round trip.
-		if p, err = s.announce(ctx, tx, id, a, true); err != nil {
-			return dedupRace(err)
 		}
 		created = true
 		return nil
 	}, methods)
 	return p, created, err
+}
+
+// firstReads are what sending in reads with its BEGIN: the service's policy
+// (into policy), or whether the person paged is active; and the contact
+// methods of those the first step names (into a.methods): the people a
+// service's first step targets directly, or the person paged.
+func firstReads(in NewPage, policy *Policy, a *announcement) (first, methods pg.Read) {
+	if in.ServiceID != nil {
+		return servicePolicyRead(*in.ServiceID, policy), notify.MethodsRead(firstStepUsersSQL, *in.ServiceID, &a.methods)
+	}
+	return pg.Read{SQL: `SELECT active FROM users WHERE id = $1`, Args: []any{*in.UserID}, Scan: func(rows pgx.Rows) error {
+		active, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
+			return callroom.Invalid("user_id", "no active user with this id")
+		}
+		return err
+	}}, notify.MethodsRead(`SELECT $1::uuid`, *in.UserID, &a.methods)
+}
+
+// sendPage writes page in (its policy read) in tx, fires its first step
+// (inline) or schedules it, and announces it, with the COMMIT if commit.
+func (s *Store) sendPage(ctx context.Context, tx pgx.Tx, by audit.Actor, in NewPage, policy Policy, a *announcement, inline, commit bool) (Page, error) {
+	id := uuid.New()
+	sealed, keyID, err := s.sealText(ctx, id, in.Summary, in.Body)
+	if err != nil {
+		return Page{}, err
+	}
+	var policyID *uuid.UUID
+	if in.ServiceID != nil {
+		policyID = &policy.ID
+	}
+	// step -1 is "no step fired yet". When the first step fires below,
+	// the row starts at step 0: advance then leaves step and round as
+	// they are, and the response-time report's trigger on pages
+	// (migrations/0013) has nothing to recompute.
+	firstStep := -1
+	if inline {
+		firstStep = 0
+	}
+	// The page, its audit event and its first timeline entry go in one
+	// round trip with the first step's writes (announcement.writes) and
+	// its first notification, flushed before anything needs the page's
+	// row.
+	// next_job_id and next_step_at are filled in by the first step's
+	// advance while this insert is still queued (announcement.newPage).
+	a.writes.Exec(pageInsertSQL,
+		id, in.ServiceID, in.UserID, policyID, in.Priority, sealed, keyID, nullString(in.PatientRef),
+		nullString(in.EncounterRef), nullString(in.DedupKey), nullUser(by.UserID), firstStep, nil, nil)
+	a.newPage, a.newPageID = a.writes.Last(), id
+	if in.PatientRef == "" {
+		a.fresh = &Page{ID: id, Priority: in.Priority, Status: Open, CreatedBy: nullUser(by.UserID)}
+	}
+	if err := audit.Queue(&a.writes, by, audit.Entry{Action: "page.create", ObjectType: "page", ObjectID: id.String(),
+		PatientRef: in.PatientRef, Details: map[string]any{"priority": in.Priority}}); err != nil {
+		return Page{}, err
+	}
+	// Queued last, so the first step's timeline entries join its insert.
+	a.timeline(id, TimelineEntry{Kind: "created", UserID: nullUser(by.UserID)})
+	// Filed before the first step, which adds whoever it reaches to
+	// the patient's thread.
+	if s.FilePage != nil && in.PatientRef != "" {
+		if err := a.writes.Flush(ctx, tx); err != nil {
+			return Page{}, dedupRace(err)
+		}
+		fp := FiledPage{PageID: id, PatientRef: in.PatientRef, EncounterRef: in.EncounterRef,
+			Priority: string(in.Priority), Summary: in.Summary, SenderID: by.UserID}
+		if in.UserID != nil {
+			fp.RecipientIDs = []uuid.UUID{*in.UserID}
+		}
+		if err := s.FilePage(ctx, tx, fp); err != nil {
+			return Page{}, err
+		}
+	}
+	now := s.now()
+	if inline {
+		fresh := Page{ID: id, ServiceID: in.ServiceID, UserID: in.UserID, Priority: in.Priority,
+			PatientRef: nullString(in.PatientRef), EncounterRef: nullString(in.EncounterRef), Status: Open,
+			CreatedBy: nullUser(by.UserID), policyID: policyID}
+		err := s.firstStepFault
+		if err != nil {
+			// a test's fault: fall through to the error path
+		} else if in.UserID != nil {
+			err = s.fireDirect(ctx, tx, fresh, a, 0, now, now)
+		} else {
+			err = s.fireStep(ctx, tx, fresh, policy, a, 0, 0, now, now)
+		}
+		if err != nil {
+			if race := dedupRace(err); race == errDedupRace {
+				return Page{}, race // the page's insert, flushed by the step
+			}
+			return Page{}, &firstStepError{err}
+		}
+	} else {
+		if err := a.writes.Flush(ctx, tx); err != nil {
+			return Page{}, dedupRace(err)
+		}
+		// The first step fires now, as a job: a crash after commit still fires it.
+		if err := s.scheduleStep(ctx, tx, id, 0, 0, now); err != nil {
+			return Page{}, err
+		}
+	}
+	// Last, so the recipients' event counters are locked only for the
+	// commit (events.Publish), which goes in the same round trip.
+	p, err := s.announce(ctx, tx, id, a, commit)
+	return p, dedupRace(err)
 }
 
 // firstStepUsersSQL returns the people the first step of service $1's

@@ -3,13 +3,14 @@ package escalation
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/callroom/callroom/events"
 	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/notify"
 	"github.com/callroom/callroom/worker"
@@ -68,12 +69,20 @@ type Store struct {
 	// firstStepFault, when set, fails the first step Create fires inline,
 	// so tests can see the page sent through the escalation queue instead.
 	firstStepFault error
+	// pages sends pages in groups when many are sent at once (sendingInGroup).
+	pages *pg.Group[*events.Deferred]
+	// sending is how many pages Create is sending now; groupFrom is how
+	// many make them go in groups (0: never).
+	sending   atomic.Int64
+	groupFrom int64
+	grouped   atomic.Int64 // pages committed in a group
 }
 
 // NewStore returns a Store. SetRiver must be called before pages are created:
 // the River client is built after the workers, which need the Store.
 func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
-	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second}
+	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second,
+		pages: pg.NewGroup(db, pageGroupSize, pageGroups, queueEvents), groupFrom: groupPagesFrom}
 }
 
 // paging calls Paging, if set.

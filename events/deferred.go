@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/callroom/callroom/internal/pg"
 )
@@ -84,17 +85,38 @@ func (d *Deferred) Truncate(n int) {
 // Flush writes every queued event in one statement (PublishAll's, which
 // bumps each recipient's counter once, in sorted order) and empties d.
 func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
-	d.mu.Lock()
-	users, types, data := d.users, d.types, d.data
-	d.users, d.types, d.data = nil, nil, nil
-	d.mu.Unlock()
-	n := len(users)
-	if n == 0 {
+	st := take(d)
+	if st.n == 0 {
 		return nil
 	}
-	tag, err := q.Exec(ctx, publishAllSQL, users, types, data)
+	tag, err := q.Exec(ctx, st.sql, st.args...)
 	if err != nil {
-		return fmt.Errorf("publish %d deferred events: %w", n, err)
+		return fmt.Errorf("publish %d deferred events: %w", st.n, err)
 	}
-	return checkWritten("deferred events", tag.RowsAffected(), n)
+	return checkWritten("deferred events", tag.RowsAffected(), st.n)
+}
+
+// QueueDeferred queues in w the events of every d, in the order given, as
+// one statement (Flush's), and empties them: transactions sent together as
+// one (pg.Group) lock each recipient's counter once, in sorted order, as one
+// transaction of their own would.
+func QueueDeferred(w *pg.Writes, ds ...*Deferred) {
+	st := take(ds...)
+	if st.n == 0 {
+		return
+	}
+	w.ExecCheck(func(tag pgconn.CommandTag) error { return checkWritten("deferred events", tag.RowsAffected(), st.n) }, st.sql, st.args...)
+}
+
+// take empties ds into one publishAllSQL statement.
+func take(ds ...*Deferred) statement {
+	var st statement
+	for _, d := range ds {
+		d.mu.Lock()
+		st.users, st.types, st.data = append(st.users, d.users...), append(st.types, d.types...), append(st.data, d.data...)
+		d.users, d.types, d.data = nil, nil, nil
+		d.mu.Unlock()
+	}
+	st.n, st.sql, st.args = len(st.users), publishAllSQL, []any{st.users, st.types, st.data}
+	return st
 }

@@ -29,9 +29,16 @@ import (
 // ends the transaction, so every fn waiting on that step gets the error; the
 // caller rolls back (to a savepoint) and may retry them one by one.
 func Lockstep(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) error) error {
+	errs, _ := lockstepEach(ctx, tx, fns)
+	return errors.Join(errs...)
+}
+
+// lockstepEach is Lockstep with each fn's error, and whether any statement
+// of fn's was sent (sent[i] false: fn left nothing in the transaction).
+func lockstepEach(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) error) (errs []error, sent []bool) {
 	l := &lockstep{running: len(fns)}
 	l.cond = sync.NewCond(&l.mu)
-	errs := make([]error, len(fns))
+	errs, sent = make([]error, len(fns)), make([]bool, len(fns))
 	for i, fn := range fns {
 		go func() {
 			defer func() {
@@ -67,6 +74,7 @@ func Lockstep(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) e
 		var b pgx.Batch
 		for _, f := range waiting {
 			b.QueuedQueries = append(b.QueuedQueries, f.b.QueuedQueries...)
+			sent[f.idx] = true
 		}
 		err := tx.SendBatch(ctx, &b).Close()
 		for _, f := range waiting {
@@ -74,7 +82,7 @@ func Lockstep(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) e
 			close(f.done)
 		}
 	}
-	return errors.Join(errs...)
+	return errs, sent
 }
 
 // ErrLockstep is the error of a transaction used directly by a function

@@ -39,36 +39,15 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(
 		return err
 	}
 	defer conn.Release()
-	var b pgx.Batch
-	b.BeginTx(pgx.TxOptions{})
-	reads := append([]Read{first}, more...)
-	for _, r := range reads {
-		b.Queue(r.SQL, r.Args...)
-	}
-	br := conn.SendBatch(ctx, &b)
-	tx := br.Tx()
-	defer func() {
-		// Not once committed: the COMMIT may have gone with the last
-		// writes, which the transaction object does not know about.
-		if conn.Conn().PgConn().TxStatus() != 'I' {
-			tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the error that got us here is returned
-		}
-	}()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return err
-	}
-	for _, r := range reads {
-		rows, _ := br.Query()
-		if err = r.Scan(rows); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	tx, errs, err := begin(ctx, conn, [][]Read{append([]Read{first}, more...)})
+	// Not once committed: the COMMIT may have gone with the last writes,
+	// which the transaction object does not know about.
+	defer rollbackOpen(ctx, conn, tx)
 	if err != nil {
 		return err
+	}
+	if errs[0] != nil {
+		return errs[0]
 	}
 	if err := fn(tx); err != nil {
 		return err
@@ -77,4 +56,44 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, first Read, fn func(
 		return nil // committed with the last writes
 	}
 	return tx.Commit(ctx)
+}
+
+// begin sends BEGIN and every set of reads in one round trip on conn, and
+// scans them: errs[i] is the first error of set i, whose later reads are
+// then skipped. err is the round trip's: the transaction is unusable. The
+// caller defers rollbackOpen.
+func begin(ctx context.Context, conn *pgxpool.Conn, sets [][]Read) (tx pgx.Tx, errs []error, err error) {
+	var b pgx.Batch
+	b.BeginTx(pgx.TxOptions{})
+	for _, reads := range sets {
+		for _, r := range reads {
+			b.Queue(r.SQL, r.Args...)
+		}
+	}
+	br := conn.SendBatch(ctx, &b)
+	tx = br.Tx()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		br.Close()
+		return tx, nil, err
+	}
+	errs = make([]error, len(sets))
+	for i, reads := range sets {
+		for _, r := range reads {
+			rows, _ := br.Query()
+			if errs[i] != nil {
+				rows.Close()
+				continue
+			}
+			errs[i] = r.Scan(rows)
+		}
+	}
+	return tx, errs, br.Close()
+}
+
+// rollbackOpen rolls back tx if conn is still in it (or in its failed
+// state): a transaction that ended in error, or whose caller gave up.
+func rollbackOpen(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx) {
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the error that got us here is returned
+	}
 }

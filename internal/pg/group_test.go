@@ -1,0 +1,192 @@
+package pg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/callroom/callroom/internal/pg"
+)
+
+// groupMember is a Group member that reads whether row id exists, writes it
+// and reads it back (3 round trips on its own, with BEGIN and COMMIT).
+type groupMember struct {
+	id      int
+	readErr error // its read's Scan fails with it
+	direct  bool  // uses its transaction directly, before writing
+	failing bool  // fails after its write was sent
+	before  int   // rows with its id when it read
+	after   int   // ... after it wrote
+}
+
+func (m *groupMember) reads() []pg.Read {
+	return []pg.Read{{SQL: `SELECT count(*)::int FROM pipelined WHERE id = $1`, Args: []any{m.id}, Scan: func(rows pgx.Rows) (err error) {
+		m.before, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+		if err == nil {
+			err = m.readErr
+		}
+		return err
+	}}}
+}
+
+func (m *groupMember) fn(tx pgx.Tx, w *pg.Writes) error {
+	ctx := context.Background()
+	if m.direct {
+		if _, err := tx.Exec(ctx, `SELECT 1`); err != nil {
+			return err
+		}
+	}
+	w.Exec(`INSERT INTO pipelined (id) VALUES ($1)`, m.id)
+	if err := w.FlushQuery(ctx, nil, func(rows pgx.Rows) (err error) {
+		m.after, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+		return err
+	}, `SELECT count(*)::int FROM pipelined WHERE id = $1`, m.id); err != nil {
+		return err
+	}
+	if m.failing {
+		return errors.New("changed its mind")
+	}
+	return nil
+}
+
+// inGroup sends ms as one group of g: a first member holds the group's
+// only transaction (a read that sleeps) until all of ms are waiting. It
+// returns each member's error and the round trips ms's group took.
+func inGroup(t *testing.T, pool *pgxpool.Pool, g *pg.Group[int], rt *roundTrips, ms []*groupMember) ([]error, int64) {
+	t.Helper()
+	ctx := context.Background()
+	hold := make(chan error, 1)
+	rt.n.Store(0)
+	go func() {
+		hold <- g.InTx(ctx, []pg.Read{{SQL: `SELECT pg_sleep(0.3)`, Scan: func(rows pgx.Rows) error { rows.Close(); return rows.Err() }}},
+			func(pgx.Tx, *pg.Writes) error { return nil }, -1)
+	}()
+	for g.Waiting() > 0 || pool.Stat().AcquiredConns() == 0 { // the first one is being sent
+		time.Sleep(time.Millisecond)
+	}
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Go(func() { errs[i] = g.InTx(ctx, m.reads(), m.fn, m.id) })
+	}
+	for g.Waiting() < len(ms) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-hold; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return errs, rt.n.Load() - 2 // the first one's: BEGIN with its read, COMMIT
+}
+
+func TestGroup(t *testing.T) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	cases := []struct {
+		name string
+		ms   []*groupMember
+		// committed are the ids written; left the members that left the
+		// group (an error of their own), the others committing.
+		committed  []int
+		left       []int
+		roundTrips int64
+		lastFails  bool
+	}{
+		{name: "together", ms: []*groupMember{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}},
+			committed: []int{1, 2, 3, 4, 5}, roundTrips: 3},
+		{name: "a read fails: that member leaves", ms: []*groupMember{{id: 1}, {id: 2, readErr: boom}, {id: 3}},
+			committed: []int{1, 3}, left: []int{2}, roundTrips: 3},
+		{name: "direct use before writing: that member leaves", ms: []*groupMember{{id: 1}, {id: 2, direct: true}, {id: 3}},
+			committed: []int{1, 3}, left: []int{2}, roundTrips: 3},
+		{name: "a member fails after writing: all roll back", ms: []*groupMember{{id: 1}, {id: 2, failing: true}, {id: 3}},
+			roundTrips: 3},
+		{name: "a statement fails: all roll back", ms: []*groupMember{{id: 1}, {id: 2}, {id: 2}},
+			roundTrips: 3},
+		{name: "what they share fails: all roll back", ms: []*groupMember{{id: 1}, {id: 2}}, lastFails: true,
+			roundTrips: 4}, // and the ROLLBACK
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pool, rt := tracedPool(t)
+			var shared []int
+			g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+				if slices.Equal(s, []int{-1}) {
+					return nil // inGroup's first member, alone
+				}
+				if c.lastFails {
+					w.Exec(`INSERT INTO pipelined (id) VALUES (1)`) // a duplicate
+				}
+				shared = s
+				w.Exec(`INSERT INTO pipelined (id, note) VALUES (1000, $1)`, fmt.Sprint(s))
+				return nil
+			})
+			errs, n := inGroup(t, pool, g, rt, c.ms)
+			if n != c.roundTrips {
+				t.Errorf("%d round trips, want %d", n, c.roundTrips)
+			}
+			var committed []int
+			for i, m := range c.ms {
+				switch err := errs[i]; {
+				case slices.Contains(c.left, m.id):
+					if !errors.Is(err, pg.ErrNotCommitted) || (m.readErr != nil && !errors.Is(err, m.readErr)) ||
+						(m.direct && !errors.Is(err, pg.ErrLockstep)) {
+						t.Errorf("member %d left with %v", m.id, err)
+					}
+				case len(c.committed) == 0:
+					if !errors.Is(err, pg.ErrNotCommitted) {
+						t.Errorf("member %d of a group rolled back: %v, want ErrNotCommitted", m.id, err)
+					}
+				case err != nil:
+					t.Errorf("member %d: %v", m.id, err)
+				default:
+					committed = append(committed, m.id)
+					if m.before != 0 || m.after != 1 {
+						t.Errorf("member %d read its row %d times before writing it, %d after", m.id, m.before, m.after)
+					}
+				}
+			}
+			if !slices.Equal(committed, c.committed) {
+				t.Errorf("committed %v, want %v", committed, c.committed)
+			}
+			rows, _ := pool.Query(ctx, `SELECT id FROM pipelined WHERE id < 1000 ORDER BY id`)
+			written, err := pgx.CollectRows(rows, pgx.RowTo[int])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(written, c.committed) {
+				t.Errorf("rows %v, want %v", written, c.committed)
+			}
+			slices.Sort(shared) // in the order they came
+			if len(c.committed) > 0 && !slices.Equal(shared, c.committed) {
+				t.Errorf("last given %v, want what the committed members handed over: %v", shared, c.committed)
+			}
+		})
+	}
+}
+
+// A group is at most size members; the others wait for the next.
+func TestGroupSize(t *testing.T) {
+	pool, rt := tracedPool(t)
+	g := pg.NewGroup[int](pool, 4, 1, nil)
+	ms := make([]*groupMember, 10)
+	for i := range ms {
+		ms[i] = &groupMember{id: i}
+	}
+	errs, n := inGroup(t, pool, g, rt, ms)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 {
+		t.Errorf("10 members in groups of 4: %d round trips, want 9 (3 groups of 3)", n)
+	}
+	if got := count(t, pool); got != 10 {
+		t.Errorf("%d rows, want 10", got)
+	}
+}
