@@ -34,8 +34,11 @@ import (
 const (
 	groupPagesFrom = 4
 	pageGroupSize  = 64
-	// Two groups at once: one is flushing its COMMIT while the other runs.
-	pageGroups = 2
+	// One group at a time: the pages that arrive meanwhile make the next
+	// one bigger. Two or three at once (one flushing its COMMIT while the
+	// other runs) cost 30-40 % more CPU per page for no more pages a second
+	// (docs/PERFORMANCE.md).
+	pageGroups = 1
 )
 
 // queueEvents queues the events of a group's pages (pg.Group's last).

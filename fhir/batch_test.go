@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,5 +395,33 @@ func TestAdmissionAppliedAfterItsDischargeIsSkipped(t *testing.T) {
 	}
 	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread == uuid.Nil || archived {
 		t.Errorf("admission at 10:03 after the discharge at 10:02: thread %s, archived %v; want it open", thread, archived)
+	}
+}
+
+// Notifications that arrive at once are accepted in groups, each exactly
+// once with its one job; a duplicate in the same burst is still one.
+func TestNotificationsAcceptedAtOnce(t *testing.T) {
+	t.Parallel()
+	e, pr := startPaused(t, "Dr Burst")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		enc := encounter(fmt.Sprintf("Patient/at-once-%d", i%30), "in-progress", "IMP", pr)
+		enc["id"] = fmt.Sprintf("at-once-%d", i%30) // the last 10: the first 10 again
+		wg.Go(func() { e.notify("enc", enc) })
+	}
+	wg.Wait()
+	var notifications, jobs int
+	if err := e.in.DB.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM fhir_notifications WHERE resource_id LIKE 'at-once-%'),
+		(SELECT count(*) FROM river_job WHERE kind = 'fhir.process')`).Scan(&notifications, &jobs); err != nil {
+		t.Fatal(err)
+	}
+	if notifications != 30 || jobs != 30 {
+		t.Errorf("40 notifications of 30 resources: %d recorded, %d jobs; want 30 and 30", notifications, jobs)
+	}
+	if n := e.in.Server.FHIR.AcceptedInGroups(); n == 0 {
+		t.Error("none accepted in a group")
+	} else {
+		t.Logf("%d accepted in groups", n)
 	}
 }

@@ -22,3 +22,6 @@ func (s *Store) LastPageSent() time.Time {
 // ApplyOneByOne makes batches apply their notifications one after the
 // other, never in lockstep, for tests that compare the two.
 func (s *Store) ApplyOneByOne() { s.together = false }
+
+// AcceptedInGroups is how many notifications were committed in a group.
+func (s *Store) AcceptedInGroups() int64 { return s.acceptedInGroups.Load() }

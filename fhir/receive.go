@@ -328,14 +328,18 @@ func (s *Store) record(ctx context.Context, n notification, in Incoming) (Answer
 		return Answer{}, err
 	}
 	var inserted []uuid.UUID
-	rows, _ := s.db.Query(ctx, `WITH n AS (
+	err = s.accept(ctx, `WITH n AS (
 			INSERT INTO fhir_notifications (id, subscription, flavor, digest, resource_type, resource_id, event_number, body, key_id, deleted)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (subscription, digest) DO NOTHING RETURNING id),
 		job AS (`+job.SQL+`)
 		SELECT id FROM n`,
 		append([]any{id, n.subscription.Name, n.subscription.Flavor, digest, n.resourceType, n.resourceID, eventNumber, blob, keyID, n.deleted},
-			job.Args...)...)
-	if inserted, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil || len(inserted) == 1 {
+			job.Args...),
+		func(rows pgx.Rows) (err error) {
+			inserted, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			return err
+		})
+	if err != nil || len(inserted) == 1 {
 		return ans, err
 	}
 	ans.Duplicate = true

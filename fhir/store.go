@@ -3,6 +3,7 @@ package fhir
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/callroom/callroom/inbox"
+	"github.com/callroom/callroom/internal/pg"
 	"github.com/callroom/callroom/worker"
 )
 
@@ -41,6 +43,11 @@ type Store struct {
 	// together applies a batch's notifications in lockstep when it can
 	// (applyTogether); tests turn it off to compare.
 	together bool
+	// accepts commits the notifications accepted at once together, and
+	// accepting counts those being accepted (accept.go).
+	accepts          *pg.Group[struct{}]
+	accepting        atomic.Int64
+	acceptedInGroups atomic.Int64
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).
@@ -50,7 +57,8 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	}
 	paging, idle := cfg.writingBatches()
 	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
-		priority: NewPriority(paging, idle, PagingWindow), together: true}
+		priority: NewPriority(paging, idle, PagingWindow), together: true,
+		accepts: pg.NewGroup[struct{}](db, acceptGroupSize, 1, nil)}
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the
