@@ -118,7 +118,7 @@ func (g *Group[S]) lead() {
 		g.mu.Unlock()
 
 		errs := make([]error, n)
-		err := g.send(ms, errs)
+		err := g.sendSafely(ms, errs)
 		for i, m := range ms {
 			if err != nil {
 				m.done <- err
@@ -127,6 +127,20 @@ func (g *Group[S]) lead() {
 			}
 		}
 	}
+}
+
+// sendSafely is send, with a panic outside the members' functions (which
+// Lockstep recovers) turned into every member's error: the goroutine
+// sending groups is nobody's request, and its members wait for an answer.
+// Whether the transaction committed is then unknown, so the error does not
+// wrap ErrNotCommitted.
+func (g *Group[S]) sendSafely(ms []*member[S], errs []error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pg: group of %d: panic: %v", len(ms), r)
+		}
+	}()
+	return g.send(ms, errs)
 }
 
 // send runs ms's transaction. Its error is every member's; nil leaves

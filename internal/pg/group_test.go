@@ -190,3 +190,31 @@ func TestGroupSize(t *testing.T) {
 		t.Errorf("%d rows, want 10", got)
 	}
 }
+
+// A panic while a group is sent (here in what its members share) is every
+// member's error, not the end of the process, and the group rolls back.
+func TestGroupPanic(t *testing.T) {
+	pool, rt := tracedPool(t)
+	panicking := true
+	g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+		if panicking && !slices.Equal(s, []int{-1}) {
+			panic("boom")
+		}
+		return nil
+	})
+	errs, _ := inGroup(t, pool, g, rt, []*groupMember{{id: 1}, {id: 2}})
+	for i, err := range errs {
+		if err == nil || errors.Is(err, pg.ErrNotCommitted) {
+			t.Errorf("member %d: %v, want the panic, not ErrNotCommitted (the outcome is unknown)", i, err)
+		}
+	}
+	if n := count(t, pool); n != 0 {
+		t.Errorf("%d rows after a panic before the commit, want 0", n)
+	}
+	// The group still sends.
+	panicking = false
+	errs, _ = inGroup(t, pool, g, rt, []*groupMember{{id: 3}})
+	if errs[0] != nil {
+		t.Error(errs[0])
+	}
+}
