@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,14 @@ const (
 	stepDirect   = -2 // a page sent straight to a person
 )
 
+// blindKey is a notification's unique key within its page (the database's
+// notifications_once_key): what notifyUsers queued for a new page.
+type blindKey struct {
+	round, step int
+	user        uuid.UUID
+	method      uuid.UUID // uuid.Nil: none (in-app)
+}
+
 func notifications(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]Notification, error) {
 	rows, _ := q.Query(ctx, `SELECT id, user_id, contact_method_id, channel, round, step, status, reason, due_at, created_at, updated_at, attempts
 		FROM notifications WHERE page_id = $1 ORDER BY created_at, due_at, id`, pageID)
@@ -65,10 +74,11 @@ const (
 // so two rules on one method, or a retried step, never notify twice.
 //
 // The notifications of a page sent in this transaction cannot be there
-// already: they are queued with the transaction's other writes (announce
-// sends them) instead of each costing a round trip to learn whether it was
-// inserted. So are delivery jobs due later (worker.JobInStatement); one due
-// now goes through River, which wakes a worker for it.
+// already, except those this transaction queued (announcement.blind): they
+// are queued with the transaction's other writes (announce sends them)
+// instead of each costing a round trip to learn whether it was inserted.
+// So are their delivery jobs (worker.JobInStatement; one due now wakes a
+// worker of its queue).
 func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcement, round, step int, users []uuid.UUID, now time.Time) (int, error) {
 	plan, err := notify.PlanWith(ctx, tx, &a.methods, users, p.Priority.urgent())
 	if err != nil {
@@ -92,6 +102,19 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		id := uuid.New()
 		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status, id}
 		if blind {
+			// Only this transaction can have notified for the new page:
+			// what it queued already is skipped here, as the database's
+			// unique key skips it otherwise (the fallback alarmed by two
+			// vacant steps and by the chain's end, all in the page's first
+			// transaction).
+			key := blindKey{round: round, step: step, user: pl.UserID}
+			if pl.ContactMethodID != nil {
+				key.method = *pl.ContactMethodID
+			}
+			if slices.Contains(a.blind, key) {
+				continue
+			}
+			a.blind = append(a.blind, key)
 			a.writes.ExecCheck(func(tag pgconn.CommandTag) error {
 				if tag.RowsAffected() != 1 {
 					return fmt.Errorf("notification of a new page: %d rows written", tag.RowsAffected())

@@ -606,6 +606,9 @@ type announcement struct {
 	fresh *Page
 	// reached are the people this transaction's notifications went to.
 	reached []uuid.UUID
+	// blind are the notifications queued for a page sent in this
+	// transaction (notifyUsers).
+	blind []blindKey
 	// methods are the contact methods read with the transaction's first
 	// statement (those of the people a new page's first step names), for
 	// planning its notifications without a round trip of their own.

@@ -230,6 +230,50 @@ func TestScenarioEmptyStepSkipped(t *testing.T) {
 	h.settle()
 }
 
+// (e2) Every step vacant: the page is sent, steps it reaches nobody with are
+// skipped at once, and the fallback, alarmed by each of them and by the
+// end of the chain within the page's first transaction, is notified once.
+func TestScenarioEveryStepVacant(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	f := h.user("House Supervisor", "nurse")
+	sched := h.admin.Must(201, "POST", "/api/v1/schedules", map[string]any{"name": "Night float (vacant)", "time_zone": "America/Chicago"})
+	vacant := step{3600, []any{schedT(sched["id"].(string))}}
+	for _, c := range []struct {
+		name    string
+		steps   []step
+		patient bool
+		want    []string
+	}{
+		{"two steps, about a patient", []step{vacant, vacant}, true,
+			[]string{"created", "step@0.0", "no_one_on_call@0.0", "fallback", "step@0.1", "no_one_on_call@0.1", "unanswered"}},
+		{"one step, about no patient", []step{vacant}, false,
+			[]string{"created", "step@0.0", "no_one_on_call@0.0", "fallback", "unanswered"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svc := h.service("Cardiology "+c.name, 0, f, c.steps...)
+			body := map[string]any{"service_id": svc, "priority": "stat", "summary": "chest pain"}
+			if c.patient {
+				body["patient_ref"] = "Patient/mrn-4471"
+			}
+			p := uuid.MustParse(h.nurse.Must(201, "POST", "/api/v1/pages", body)["id"].(string))
+			h.expect(p, sent("House Supervisor", "in_app", 0, -1))
+			if st := h.pageRow(p); st.Status != "unanswered" {
+				t.Errorf("page %+v, want unanswered", st)
+			}
+			if got := kinds(h.timeline(p)); !slices.Equal(got, c.want) {
+				t.Errorf("timeline %v, want %v", got, c.want)
+			}
+			// Within the page's own transaction: its first step did not
+			// fail over to the escalation queue.
+			if n := h.stepJobs(p, 0, 0); n != 0 {
+				t.Errorf("%d jobs for step 0: the first step failed in the page's transaction", n)
+			}
+		})
+	}
+	h.settle()
+}
+
 // (f) The chain runs twice (repeat 1), then the page is unanswered and the
 // fallback alarmed; acknowledging afterwards still works.
 func TestScenarioChainExhausted(t *testing.T) {
