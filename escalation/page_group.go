@@ -3,6 +3,7 @@ package escalation
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -75,7 +76,10 @@ func (s *Store) createInGroup(ctx context.Context, by audit.Actor, in NewPage, a
 		// The page's writes are its share of the group's steps.
 		a.writes = *w
 		var err error
-		p, err = s.sendPage(ectx, tx, by, in, policy, a, true, false)
+		if p, err = s.sendPage(ectx, tx, by, in, policy, a, true, false); err == nil && a.writes.Len() > 0 {
+			// The group commits what was sent; nothing may be left behind.
+			err = fmt.Errorf("escalation: %d statements of page %s not sent in its group", a.writes.Len(), p.ID)
+		}
 		return err
 	}, deferred)
 	return p, err
