@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,6 +166,9 @@ func TestAPageFailingInItsGroup(t *testing.T) {
 		h.expect(id, sent("Dr A", "in_app", 0, 0))
 	}
 	t.Logf("%d pages sent in groups", escalation.PagesSentInGroups(h.in.Server.Pages))
+	if log := h.in.LogText(); !strings.Contains(log, "a group of pages could not commit") || strings.Contains(log, "page 5") {
+		t.Error("a group rolled back was not logged (or the log carries a page's text)")
+	}
 	if n := h.count(`SELECT count(*) FROM pages`); n != 18 {
 		t.Errorf("%d pages, want 18", n)
 	}

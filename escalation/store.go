@@ -81,8 +81,12 @@ type Store struct {
 // NewStore returns a Store. SetRiver must be called before pages are created:
 // the River client is built after the workers, which need the Store.
 func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
-	return &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second,
+	s := &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second,
 		pages: pg.NewGroup(db, pageGroupSize, pageGroups, queueEvents), groupFrom: groupPagesFrom}
+	s.pages.Failed = func(n int, err error) {
+		s.log.Warn("a group of pages could not commit; each is sent on its own", "pages", n, "error", err)
+	}
+	return s
 }
 
 // paging calls Paging, if set.

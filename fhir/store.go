@@ -56,9 +56,13 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	paging, idle := cfg.writingBatches()
-	return &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
+	s := &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
 		priority: NewPriority(paging, idle, PagingWindow), together: true,
 		accepts: pg.NewGroup[struct{}](db, acceptGroupSize, 1, nil)}
+	s.accepts.Failed = func(n int, err error) {
+		log.Warn("a group of EHR notifications could not commit; each is recorded on its own", "notifications", n, "error", err)
+	}
+	return s
 }
 
 // SetRiver gives the store the client it inserts jobs with (built after the

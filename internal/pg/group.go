@@ -41,6 +41,12 @@ import (
 // (ErrLockstep): it must do all its work through its Writes, and must not
 // commit. Members must not depend on one another's effects (Lockstep).
 type Group[S any] struct {
+	// Failed, when set, hears of every group that could not commit (how
+	// many members it had, and why): each member is then sent on its own,
+	// which is correct but forgoes what the group saves. Set it before
+	// the first InTx.
+	Failed func(members int, err error)
+
 	pool        *pgxpool.Pool
 	size        int
 	concurrency int
@@ -119,6 +125,9 @@ func (g *Group[S]) lead() {
 
 		errs := make([]error, n)
 		err := g.sendSafely(ms, errs)
+		if err != nil && g.Failed != nil {
+			g.Failed(n, err)
+		}
 		for i, m := range ms {
 			if err != nil {
 				m.done <- err
