@@ -464,7 +464,7 @@ func (s *Store) scheduleStep(ctx context.Context, tx pgx.Tx, pageID uuid.UUID, r
 
 // pageInsertColumns are a new page's columns, as pageInsertSQL and
 // pageInsertWithJobSQL write them.
-const pageInsertColumns = `INSERT INTO pages (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)`
+const pageInsertColumns = `INSERT INTO pages AS p (id, service_id, user_id, policy_id, priority, text_sealed, text_key_id, patient_ref, encounter_ref, dedup_key, created_by, step, next_job_id, next_step_at)`
 
 // pageInsertSQL is a new page's insert. Its first step fills in step,
 // next_job_id and next_step_at while it is still queued (advance), usually
@@ -654,6 +654,17 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, id uuid.UUID, a *announ
 		}
 		if commit {
 			a.writes.CommitOnFlush()
+		}
+		if q := a.newPage; a.newPageID == id && a.writes.Queued(q) {
+			// Its insert is still queued, and nothing after it changes the
+			// row: the insert returns it, one statement fewer.
+			var p Page
+			q.SQL += ` RETURNING ` + pageColumns
+			q.Query(func(rows pgx.Rows) (err error) {
+				p, err = pgx.CollectExactlyOneRow(rows, scanPage)
+				return err
+			})
+			return p, a.writes.Flush(ctx, tx)
 		}
 		p, _, err := readPageNotified(ctx, tx, &a.writes, id)
 		return p, err

@@ -180,3 +180,35 @@ func TestAPageFailingInItsGroup(t *testing.T) {
 	}
 	h.settle()
 }
+
+// What sending a page answers is the page as stored: the same as reading
+// it back, alone or in a group, about a patient or not.
+func TestSentPageIsThePageStored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.user("Dr A")
+	svc := h.service("Cardiology", 0, nil, step{600, []any{userT(a)}})
+	for _, grouped := range []bool{false, true} {
+		if grouped {
+			escalation.GroupPagesFrom(h.in.Server.Pages, 1)
+		}
+		for _, patient := range []string{"", "Patient/mrn-4471"} {
+			body := map[string]any{"service_id": svc, "priority": "urgent", "summary": "chest pain"}
+			if patient != "" {
+				body["patient_ref"] = patient
+			}
+			sent := h.nurse.Must(201, "POST", "/api/v1/pages", body)
+			stored := h.nurse.Must(200, "GET", "/api/v1/pages/"+sent["id"].(string), nil)
+			for k, v := range sent {
+				if fmt.Sprint(stored[k]) != fmt.Sprint(v) {
+					t.Errorf("grouped %v, patient %q: %s sent %v, stored %v", grouped, patient, k, v, stored[k])
+				}
+			}
+			if len(sent) < 10 {
+				t.Errorf("the answer has %d fields: %v", len(sent), sent)
+			}
+			h.expect(uuid.MustParse(sent["id"].(string)), note{"Dr A", "in_app", 0, 0, "sent"})
+		}
+	}
+	h.settle()
+}
