@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/apitest"
@@ -75,19 +76,36 @@ func (e *env) fault(table, patientOf, patient string) (remove func()) {
 	}
 }
 
-// pauseProcessing stops the fhir queue, so that notifications wait. The
-// queue exists once River's producer for it has started.
+// pauseProcessing stops the fhir queue, so that notifications wait.
 func (e *env) pauseProcessing() {
 	e.t.Helper()
-	var err error
-	eventually(e.t, "the fhir queue paused", func() bool {
-		err = e.in.Server.River.QueuePause(context.Background(), worker.QueueFHIR, nil)
-		return err == nil
+	pauseFHIR(e.t, e.in.Server.River)
+}
+
+// pauseFHIR pauses the fhir queue of an instance's River client and
+// returns once its producer has paused: River tells producers by a
+// notification of their own, which a producer may handle after the
+// wake-up of an insert that came just behind it (a fixed wait for it was
+// not always enough on a loaded machine). The queue exists once the
+// producer has started.
+func pauseFHIR(t *testing.T, c *worker.Client) {
+	t.Helper()
+	paused, stop := c.Subscribe(river.EventKindQueuePaused)
+	defer stop()
+	eventually(t, "the fhir queue paused", func() bool {
+		return c.QueuePause(context.Background(), worker.QueueFHIR, nil) == nil
 	})
-	// River tells its producers by a notification of their own, which a
-	// producer may handle after an insert's wake-up that came just behind
-	// it (its loop selects among both): give it the time to hear.
-	time.Sleep(200 * time.Millisecond)
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case ev := <-paused:
+			if ev.Queue != nil && ev.Queue.Name == worker.QueueFHIR {
+				return
+			}
+		case <-deadline:
+			t.Fatal("River's producer for the fhir queue did not pause")
+		}
+	}
 }
 
 // A burst of notifications is applied in a few transactions, not one each;

@@ -139,10 +139,7 @@ func TestBurstRoundTrips(t *testing.T) {
 				in.Server.FHIR.ApplyOneByOne()
 			}
 			const admissions = 30
-			if err := in.Server.River.QueuePause(ctx, worker.QueueFHIR, nil); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond) // the producer hears of the pause
+			pauseFHIR(t, in.Server.River)
 			for i := range admissions {
 				a.admit(t, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i))
 			}
