@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -206,10 +207,14 @@ func (g *Group[S]) send(ms []*member[S], errs []error) error {
 	}
 	w.CommitOnFlush()
 	if err := w.Flush(ctx, tx); err != nil {
-		// A statement before the COMMIT failed (the transaction is still
-		// open, aborted) or the COMMIT did and rolled it back. Only a
-		// connection lost meanwhile leaves the outcome unknown.
-		if conn.Conn().IsClosed() {
+		// A statement before the COMMIT failed (PostgreSQL skipped the
+		// COMMIT) or the COMMIT did and rolled back: not committed. A
+		// check on a statement's result (ExecCheck) fails after PostgreSQL
+		// has run the COMMIT, and a connection lost meanwhile leaves the
+		// outcome unknown: sending the members again could send them
+		// twice.
+		var pgErr *pgconn.PgError
+		if conn.Conn().IsClosed() || !errors.As(err, &pgErr) {
 			return fmt.Errorf("pg: group of %d: commit: %w", len(shared), err)
 		}
 		return notCommitted(err)

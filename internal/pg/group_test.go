@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/callroom/callroom/internal/pg"
@@ -216,5 +217,27 @@ func TestGroupPanic(t *testing.T) {
 	errs, _ = inGroup(t, pool, g, rt, []*groupMember{{id: 3}})
 	if errs[0] != nil {
 		t.Error(errs[0])
+	}
+}
+
+// A check on a result of what the members share fails after PostgreSQL ran
+// the COMMIT: the members' work is committed, so their error must not say
+// "not committed" (they would be sent again, twice).
+func TestGroupCheckFailingAfterCommit(t *testing.T) {
+	pool, rt := tracedPool(t)
+	g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+		if !slices.Equal(s, []int{-1}) {
+			w.ExecCheck(func(pgconn.CommandTag) error { return errors.New("unexpected row count") }, `SELECT 1`)
+		}
+		return nil
+	})
+	errs, _ := inGroup(t, pool, g, rt, []*groupMember{{id: 1}, {id: 2}})
+	for i, err := range errs {
+		if err == nil || errors.Is(err, pg.ErrNotCommitted) {
+			t.Errorf("member %d: %v, want an error that does not say not committed", i, err)
+		}
+	}
+	if n := count(t, pool); n != 2 {
+		t.Errorf("%d rows, want 2: the COMMIT ran", n)
 	}
 }
