@@ -226,14 +226,13 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewPage) (p Page,
 		return Page{}, false, err
 	}
 	defer s.paging()()
-	s.sending.Add(1)
-	defer s.sending.Add(-1)
+	grouping, leave := s.pages.Enter()
+	defer leave()
 	var a announcement
 	err = pg.ErrNotCommitted
-	if s.sendingInGroup(in) {
+	if grouping && s.groupable(in) {
 		if p, err = s.createInGroup(ctx, by, in, &a); err == nil {
 			created = true
-			s.grouped.Add(1)
 		} else {
 			a = announcement{}
 		}

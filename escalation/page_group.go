@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callroom/callroom/audit"
@@ -28,7 +27,7 @@ import (
 // Only while groupPagesFrom pages or more are being sent at once: a page
 // alone goes as before, in 3 round trips, where a group takes one more
 // (its events go after its members' last step). Only pages whose whole
-// transaction goes through its Writes are grouped (sendingInGroup); a page
+// transaction goes through its Writes are grouped (groupable); a page
 // that turns out to need more (a schedule to resolve, someone whose contact
 // methods were not read first) leaves its group before writing anything and
 // is sent on its own, as is every page of a group that fails.
@@ -42,23 +41,15 @@ const (
 	pageGroups = 1
 )
 
-// queueEvents queues the events of a group's pages (pg.Group's last).
-func queueEvents(w *pg.Writes, ds []*events.Deferred) error {
-	events.QueueDeferred(w, ds...)
-	return nil
-}
-
 // errSentAlone is what a page leaves its group with when its first step
 // needs reads of its own.
 var errSentAlone = errors.New("escalation: the first step resolves a schedule")
 
-// sendingInGroup reports whether in is sent in a group: many pages are
-// being sent, and in is one whose transaction needs nothing but what its
-// first reads bring (no dedup key to look up, no patient thread to file it
-// in).
-func (s *Store) sendingInGroup(in NewPage) bool {
-	return s.groupFrom > 0 && s.sending.Load() >= s.groupFrom && in.DedupKey == "" && in.PatientRef == "" &&
-		s.firstStepFault == nil
+// groupable reports whether in may go in a group: its transaction needs
+// nothing but what its first reads bring (no dedup key to look up, no
+// patient thread to file it in).
+func (s *Store) groupable(in NewPage) bool {
+	return in.DedupKey == "" && in.PatientRef == "" && s.firstStepFault == nil
 }
 
 // createInGroup is create (inline, committing) in the next group of pages.
@@ -92,7 +83,7 @@ func (p Policy) firstStepNamesPeople() bool {
 		return false
 	}
 	for _, t := range p.Steps[0].Targets {
-		if t.UserID == nil || *t.UserID == uuid.Nil {
+		if t.UserID == nil {
 			return false
 		}
 	}

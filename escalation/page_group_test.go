@@ -197,17 +197,17 @@ func TestSentPageIsThePageStored(t *testing.T) {
 			if patient != "" {
 				body["patient_ref"] = patient
 			}
-			sent := h.nurse.Must(201, "POST", "/api/v1/pages", body)
-			stored := h.nurse.Must(200, "GET", "/api/v1/pages/"+sent["id"].(string), nil)
-			for k, v := range sent {
+			answer := h.nurse.Must(201, "POST", "/api/v1/pages", body)
+			stored := h.nurse.Must(200, "GET", "/api/v1/pages/"+answer["id"].(string), nil)
+			for k, v := range answer {
 				if fmt.Sprint(stored[k]) != fmt.Sprint(v) {
 					t.Errorf("grouped %v, patient %q: %s sent %v, stored %v", grouped, patient, k, v, stored[k])
 				}
 			}
-			if len(sent) < 10 {
-				t.Errorf("the answer has %d fields: %v", len(sent), sent)
+			if len(answer) < 10 {
+				t.Errorf("the answer has %d fields: %v", len(answer), answer)
 			}
-			h.expect(uuid.MustParse(sent["id"].(string)), note{"Dr A", "in_app", 0, 0, "sent"})
+			h.expect(uuid.MustParse(answer["id"].(string)), sent("Dr A", "in_app", 0, 0))
 		}
 	}
 	h.settle()

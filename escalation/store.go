@@ -3,7 +3,6 @@ package escalation
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,20 +68,15 @@ type Store struct {
 	// firstStepFault, when set, fails the first step Create fires inline,
 	// so tests can see the page sent through the escalation queue instead.
 	firstStepFault error
-	// pages sends pages in groups when many are sent at once (sendingInGroup).
+	// pages sends pages in groups when many are sent at once (page_group.go).
 	pages *pg.Group[*events.Deferred]
-	// sending is how many pages Create is sending now; groupFrom is how
-	// many make them go in groups (0: never).
-	sending   atomic.Int64
-	groupFrom int64
-	grouped   atomic.Int64 // pages committed in a group
 }
 
 // NewStore returns a Store. SetRiver must be called before pages are created:
 // the River client is built after the workers, which need the Store.
 func NewStore(db *pgxpool.Pool, log *slog.Logger) *Store {
 	s := &Store{db: db, log: log, now: time.Now, WebhookTimeout: 10 * time.Second,
-		pages: pg.NewGroup(db, pageGroupSize, pageGroups, queueEvents), groupFrom: groupPagesFrom}
+		pages: pg.NewGroup(db, pageGroupSize, pageGroups, groupPagesFrom, events.QueueDeferred)}
 	s.pages.Failed = func(n int, err error) {
 		s.log.Warn("a group of pages could not commit; each is sent on its own", "pages", n, "error", err)
 	}

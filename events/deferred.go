@@ -100,7 +100,7 @@ func (d *Deferred) Flush(ctx context.Context, q pg.Querier) error {
 // one statement (Flush's), and empties them: transactions sent together as
 // one (pg.Group) lock each recipient's counter once, in sorted order, as one
 // transaction of their own would.
-func QueueDeferred(w *pg.Writes, ds ...*Deferred) {
+func QueueDeferred(w *pg.Writes, ds []*Deferred) {
 	st := take(ds...)
 	if st.n == 0 {
 		return

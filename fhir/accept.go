@@ -27,16 +27,13 @@ const (
 // reading its rows: in a group when many are being accepted, else alone. A
 // group that could not commit leaves nothing written, and sql runs alone.
 func (s *Store) accept(ctx context.Context, sql string, args []any, scan func(pgx.Rows) error) error {
-	s.accepting.Add(1)
-	defer s.accepting.Add(-1)
-	if s.accepting.Load() >= acceptInGroupsFrom {
+	grouping, leave := s.accepts.Enter()
+	defer leave()
+	if grouping {
 		err := s.accepts.InTx(ctx, nil, func(_ pgx.Tx, w *pg.Writes) error {
 			w.Queue(sql, args...).Query(scan)
 			return w.Flush(ctx, nil)
 		}, struct{}{})
-		if err == nil {
-			s.acceptedInGroups.Add(1)
-		}
 		if !errors.Is(err, pg.ErrNotCommitted) {
 			return err
 		}

@@ -24,4 +24,4 @@ func (s *Store) LastPageSent() time.Time {
 func (s *Store) ApplyOneByOne() { s.together = false }
 
 // AcceptedInGroups is how many notifications were committed in a group.
-func (s *Store) AcceptedInGroups() int64 { return s.acceptedInGroups.Load() }
+func (s *Store) AcceptedInGroups() int64 { return s.accepts.Committed() }

@@ -3,7 +3,6 @@ package fhir
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,11 +42,9 @@ type Store struct {
 	// together applies a batch's notifications in lockstep when it can
 	// (applyTogether); tests turn it off to compare.
 	together bool
-	// accepts commits the notifications accepted at once together, and
-	// accepting counts those being accepted (accept.go).
-	accepts          *pg.Group[struct{}]
-	accepting        atomic.Int64
-	acceptedInGroups atomic.Int64
+	// accepts commits the notifications accepted at once together
+	// (accept.go).
+	accepts *pg.Group[struct{}]
 }
 
 // NewStore returns a Store for cfg (checked by the caller with cfg.Check).
@@ -58,7 +55,7 @@ func NewStore(db *pgxpool.Pool, cfg Config, in *inbox.Store, sealer Sealer, log 
 	paging, idle := cfg.writingBatches()
 	s := &Store{db: db, cfg: cfg, client: NewClient(cfg), inbox: in, sealer: sealer, log: log, now: time.Now,
 		priority: NewPriority(paging, idle, PagingWindow), together: true,
-		accepts: pg.NewGroup[struct{}](db, acceptGroupSize, 1, nil)}
+		accepts: pg.NewGroup[struct{}](db, acceptGroupSize, 1, acceptInGroupsFrom, nil)}
 	s.accepts.Failed = func(n int, err error) {
 		log.Warn("a group of EHR notifications could not commit; each is recorded on its own", "notifications", n, "error", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +52,14 @@ type Group[S any] struct {
 	pool        *pgxpool.Pool
 	size        int
 	concurrency int
-	last        func(w *Writes, shared []S) error
+	last        func(w *Writes, shared []S)
+
+	// from is how many callers must be in (Enter) for a group to pay: a
+	// caller alone is faster on its own (one round trip, where a group of
+	// one takes three). 0: never.
+	from      atomic.Int64
+	in        atomic.Int64 // callers between Enter and leave
+	committed atomic.Int64 // members committed in a group
 
 	mu      sync.Mutex
 	queue   []*member[S]
@@ -74,12 +82,31 @@ type member[S any] struct {
 }
 
 // NewGroup returns a Group that sends at most size members per
-// transaction, in at most concurrency transactions at once. last, if not
-// nil, queues in its Writes what the committed members share (the shared
-// values they handed to InTx, in their order), to go with the COMMIT.
-func NewGroup[S any](pool *pgxpool.Pool, size, concurrency int, last func(w *Writes, shared []S) error) *Group[S] {
-	return &Group[S]{pool: pool, size: max(size, 1), concurrency: max(concurrency, 1), last: last}
+// transaction, in at most concurrency transactions at once, once from
+// callers are in (Enter). last, if not nil, queues in its Writes what the
+// committed members share (the shared values they handed to InTx, in their
+// order), to go with the COMMIT.
+func NewGroup[S any](pool *pgxpool.Pool, size, concurrency, from int, last func(w *Writes, shared []S)) *Group[S] {
+	g := &Group[S]{pool: pool, size: max(size, 1), concurrency: max(concurrency, 1), last: last}
+	g.SetFrom(from)
+	return g
 }
+
+// Enter counts the caller in until it calls leave, and reports whether
+// enough callers are in (SetFrom) for its transaction to go in a group
+// (InTx) rather than on its own.
+func (g *Group[S]) Enter() (group bool, leave func()) {
+	n := g.in.Add(1)
+	from := g.from.Load()
+	return from > 0 && n >= from, func() { g.in.Add(-1) }
+}
+
+// SetFrom sets how many callers must be in for Enter to say "group" (1:
+// always; 0: never).
+func (g *Group[S]) SetFrom(n int) { g.from.Store(int64(n)) }
+
+// Committed is how many members have committed in a group.
+func (g *Group[S]) Committed() int64 { return g.committed.Load() }
 
 // InTx runs reads (with the group's BEGIN: each Scan runs with the rows
 // read) and then fn in the next group's transaction, and returns once that
@@ -132,9 +159,12 @@ func (g *Group[S]) lead() {
 		for i, m := range ms {
 			if err != nil {
 				m.done <- err
-			} else {
-				m.done <- errs[i]
+				continue
 			}
+			if errs[i] == nil {
+				g.committed.Add(1)
+			}
+			m.done <- errs[i]
 		}
 	}
 }
@@ -201,9 +231,7 @@ func (g *Group[S]) send(ms []*member[S], errs []error) error {
 	}
 	var w Writes
 	if g.last != nil {
-		if err := g.last(&w, shared); err != nil {
-			return notCommitted(err)
-		}
+		g.last(&w, shared)
 	}
 	w.CommitOnFlush()
 	if err := w.Flush(ctx, tx); err != nil {

@@ -117,16 +117,15 @@ func TestGroup(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			pool, rt := tracedPool(t)
 			var shared []int
-			g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+			g := pg.NewGroup(pool, 100, 1, 1, func(w *pg.Writes, s []int) {
 				if slices.Equal(s, []int{-1}) {
-					return nil // inGroup's first member, alone
+					return // inGroup's first member, alone
 				}
 				if c.lastFails {
 					w.Exec(`INSERT INTO pipelined (id) VALUES (1)`) // a duplicate
 				}
 				shared = s
 				w.Exec(`INSERT INTO pipelined (id, note) VALUES (1000, $1)`, fmt.Sprint(s))
-				return nil
 			})
 			errs, n := inGroup(t, pool, g, rt, c.ms)
 			if n != c.roundTrips {
@@ -175,7 +174,7 @@ func TestGroup(t *testing.T) {
 // A group is at most size members; the others wait for the next.
 func TestGroupSize(t *testing.T) {
 	pool, rt := tracedPool(t)
-	g := pg.NewGroup[int](pool, 4, 1, nil)
+	g := pg.NewGroup[int](pool, 4, 1, 1, nil)
 	ms := make([]*groupMember, 10)
 	for i := range ms {
 		ms[i] = &groupMember{id: i}
@@ -197,18 +196,13 @@ func TestGroupSize(t *testing.T) {
 func TestGroupPanic(t *testing.T) {
 	pool, rt := tracedPool(t)
 	panicking := true
-	g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+	g := pg.NewGroup(pool, 100, 1, 1, func(w *pg.Writes, s []int) {
 		if panicking && !slices.Equal(s, []int{-1}) {
 			panic("boom")
 		}
-		return nil
 	})
 	errs, _ := inGroup(t, pool, g, rt, []*groupMember{{id: 1}, {id: 2}})
-	for i, err := range errs {
-		if err == nil || errors.Is(err, pg.ErrNotCommitted) {
-			t.Errorf("member %d: %v, want the panic, not ErrNotCommitted (the outcome is unknown)", i, err)
-		}
-	}
+	outcomeUnknown(t, errs)
 	if n := count(t, pool); n != 0 {
 		t.Errorf("%d rows after a panic before the commit, want 0", n)
 	}
@@ -225,19 +219,54 @@ func TestGroupPanic(t *testing.T) {
 // "not committed" (they would be sent again, twice).
 func TestGroupCheckFailingAfterCommit(t *testing.T) {
 	pool, rt := tracedPool(t)
-	g := pg.NewGroup(pool, 100, 1, func(w *pg.Writes, s []int) error {
+	g := pg.NewGroup(pool, 100, 1, 1, func(w *pg.Writes, s []int) {
 		if !slices.Equal(s, []int{-1}) {
 			w.ExecCheck(func(pgconn.CommandTag) error { return errors.New("unexpected row count") }, `SELECT 1`)
 		}
-		return nil
 	})
 	errs, _ := inGroup(t, pool, g, rt, []*groupMember{{id: 1}, {id: 2}})
+	outcomeUnknown(t, errs)
+	if n := count(t, pool); n != 2 {
+		t.Errorf("%d rows, want 2: the COMMIT ran", n)
+	}
+}
+
+// outcomeUnknown checks that every member got an error that does not say
+// "not committed": whether its work committed is unknown (or it did), so it
+// must not be sent again.
+func outcomeUnknown(t *testing.T, errs []error) {
+	t.Helper()
 	for i, err := range errs {
 		if err == nil || errors.Is(err, pg.ErrNotCommitted) {
 			t.Errorf("member %d: %v, want an error that does not say not committed", i, err)
 		}
 	}
-	if n := count(t, pool); n != 2 {
-		t.Errorf("%d rows, want 2: the COMMIT ran", n)
+}
+
+// Enter says "group" once as many callers as SetFrom says are in, and not
+// after they leave; 0 never does.
+func TestGroupEnter(t *testing.T) {
+	g := pg.NewGroup[int](nil, 10, 1, 3, nil)
+	var leaves []func()
+	for i, want := range []bool{false, false, true, true} {
+		group, leave := g.Enter()
+		leaves = append(leaves, leave)
+		if group != want {
+			t.Errorf("caller %d in: group %v, want %v", i+1, group, want)
+		}
+	}
+	for _, leave := range leaves[1:] {
+		leave()
+	}
+	if group, leave := g.Enter(); group {
+		t.Error("2 in, from 3: group")
+	} else {
+		leave()
+	}
+	g.SetFrom(0)
+	for range 5 {
+		if group, _ := g.Enter(); group {
+			t.Error("from 0: group")
+		}
 	}
 }
