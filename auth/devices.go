@@ -55,6 +55,7 @@ func (s *Store) RevokeSession(ctx context.Context, by audit.Actor, userID, sessi
 
 // RevokeToken revokes one of the user's API tokens, likewise.
 func (s *Store) RevokeToken(ctx context.Context, by audit.Actor, userID, tokenID uuid.UUID) error {
+	defer s.tokens.forget() // as RevokeAll
 	return s.revokeOne(ctx, by, userID, tokenID, "api_tokens", "token_id", "api_token")
 }
 
@@ -83,6 +84,9 @@ func (s *Store) revokeOne(ctx context.Context, by audit.Actor, userID, id uuid.U
 // RevokeAll ends every session and API token of the user (a lost phone, a
 // suspected compromise) and announces {"all": true}.
 func (s *Store) RevokeAll(ctx context.Context, by audit.Actor, userID uuid.UUID) error {
+	// This instance forgets its tokens once the revocation commits, before
+	// it answers; the others when they hear of it (tokenCache).
+	defer s.tokens.forget()
 	return pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE id = $1`, userID).Scan(&n); err != nil {

@@ -26,11 +26,13 @@ type Store struct {
 	Sealer Sealer
 	// Issuer names callroom in authenticator apps.
 	Issuer string
+
+	tokens *tokenCache
 }
 
 // NewStore returns a Store with 15 minutes idle and 12 hours absolute session limits.
 func NewStore(db *pgxpool.Pool) *Store {
-	return &Store{db: db, SessionIdle: 15 * time.Minute, SessionLifetime: 12 * time.Hour, Issuer: "callroom"}
+	return &Store{db: db, SessionIdle: 15 * time.Minute, SessionLifetime: 12 * time.Hour, Issuer: "callroom", tokens: newTokenCache()}
 }
 
 const userColumns = `id, email, name, roles, npi, time_zone, active, created_at, updated_at`
@@ -202,6 +204,9 @@ func (s *Store) UpdateUser(ctx context.Context, by audit.Actor, id uuid.UUID, c 
 		hash = &h
 	}
 	var u User
+	// This instance forgets its tokens once the change commits, before it
+	// answers; the others when they hear of it (tokenCache).
+	defer s.tokens.forget()
 	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE users SET
 				name = coalesce($2, name),

@@ -114,27 +114,50 @@ type credentialRow struct {
 	User
 }
 
+// tokenRow is an API token's credentialRow and its expiry.
+type tokenRow struct {
+	credentialRow
+	Expires *time.Time `db:"expires"`
+}
+
 func (s *Store) authToken(ctx context.Context, secret, clientAddr string) (Principal, error) {
-	// API tokens are issued by administrators to systems, not typed by
-	// people, so the second-factor enrolment requirement does not apply.
-	rows, err := s.db.Query(ctx, `SELECT t.id AS cred_id, t.last_used_at AS last_used, false AS mfa_enrollment_required,
-			u.id, u.email, u.name, u.roles, u.npi, u.time_zone, u.active, u.created_at, u.updated_at
-		FROM api_tokens t JOIN users u ON u.id = t.user_id
-		WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.active`,
-		hashSecret(secret))
-	if err != nil {
-		return Principal{}, err
-	}
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[credentialRow])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Principal{}, ErrUnauthenticated
-	}
-	if err != nil {
-		return Principal{}, err
+	hash := hashSecret(secret)
+	r, cached, gen := s.tokens.get(string(hash))
+	if !cached {
+		// API tokens are issued by administrators to systems, not typed by
+		// people, so the second-factor enrolment requirement does not apply.
+		rows, err := s.db.Query(ctx, `SELECT t.id AS cred_id, t.last_used_at AS last_used, false AS mfa_enrollment_required,
+				t.expires_at AS expires, u.id, u.email, u.name, u.roles, u.npi, u.time_zone, u.active, u.created_at, u.updated_at
+			FROM api_tokens t JOIN users u ON u.id = t.user_id
+			WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.active`,
+			hash)
+		if err != nil {
+			return Principal{}, err
+		}
+		t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[tokenRow])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Principal{}, ErrUnauthenticated
+		}
+		if err != nil {
+			return Principal{}, err
+		}
+		r = t.credentialRow
+		s.tokens.put(string(hash), r, t.Expires, gen)
 	}
 	// Record use at most once a minute: a write per request would cost more than the request.
 	if r.LastUsed == nil || time.Since(*r.LastUsed) > time.Minute {
 		s.db.Exec(ctx, `UPDATE api_tokens SET last_used_at = now() WHERE id = $1`, r.CredID) //nolint:errcheck // best effort
+		s.tokens.used(string(hash), time.Now())
 	}
 	return Principal{User: r.User, TokenID: r.CredID, ClientAddr: clientAddr}, nil
 }
+
+// CredentialsChanged is told of each notification on CredentialsChannel: a
+// commit changed a token or a user, so no token is served from memory until
+// looked up again.
+func (s *Store) CredentialsChanged(string) { s.tokens.forget() }
+
+// CredentialsListening is told whether notifications on CredentialsChannel
+// are heard. Tokens that authenticated are kept in memory only while they
+// are (tokenCache); a Store never told keeps none.
+func (s *Store) CredentialsListening(on bool) { s.tokens.setListening(on) }

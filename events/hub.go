@@ -67,6 +67,32 @@ type Hub struct {
 	// connect opens the listener's connection; tests replace it to keep a
 	// hub disconnected for as long as they need.
 	connect func(ctx context.Context) (*pgx.Conn, error)
+
+	// watchers are other packages' channels on the listener's connection
+	// (Watch), set before Run.
+	watchers []Watcher
+}
+
+// Watcher is another package's channel that a hub LISTENs on with its own,
+// so an instance keeps one listener connection however many packages need
+// to hear of commits.
+type Watcher struct {
+	Channel string
+	// Notified is called with each payload on Channel, on the hub's
+	// goroutine: it must not block.
+	Notified func(payload string)
+	// Listening is called with true once Channel is listened on (after each
+	// reconnect), and with false as soon as the connection is lost: in
+	// between, commits that notify Channel may go unheard.
+	Listening func(bool)
+}
+
+// Watch adds w to what the hub listens on. Call it before Run.
+func (h *Hub) Watch(w Watcher) {
+	if h.started.Load() {
+		panic("events: Hub.Watch after Run")
+	}
+	h.watchers = append(h.watchers, w)
 }
 
 // NewHub returns a hub whose subscriptions read from pool and whose listener
@@ -144,7 +170,13 @@ func (h *Hub) listen(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
+	listening := false
 	defer func() {
+		if listening {
+			for _, w := range h.watchers {
+				w.Listening(false)
+			}
+		}
 		h.pid.Store(0)
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn.Close(cctx) //nolint:errcheck // it is being thrown away
@@ -152,6 +184,15 @@ func (h *Hub) listen(ctx context.Context) (time.Duration, error) {
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return 0, fmt.Errorf("listen: %w", err)
+	}
+	for _, w := range h.watchers {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{w.Channel}.Sanitize()); err != nil {
+			return 0, fmt.Errorf("listen %s: %w", w.Channel, err)
+		}
+	}
+	listening = true
+	for _, w := range h.watchers {
+		w.Listening(true)
 	}
 	start := time.Now()
 	h.pid.Store(conn.PgConn().PID())
@@ -166,7 +207,7 @@ func (h *Hub) listen(ctx context.Context) (time.Duration, error) {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if n != nil {
-			h.dispatch(n.Payload)
+			h.dispatch(n.Channel, n.Payload)
 		}
 		switch {
 		case err == nil:
@@ -187,8 +228,17 @@ func (h *Hub) listen(ctx context.Context) (time.Duration, error) {
 	}
 }
 
-// dispatch wakes the subscriptions of the user a payload names.
-func (h *Hub) dispatch(payload string) {
+// dispatch wakes the subscriptions of the user a payload names, or hands
+// a watched channel's payload to its watcher.
+func (h *Hub) dispatch(channel, payload string) {
+	if channel != Channel {
+		for _, w := range h.watchers {
+			if w.Channel == channel {
+				w.Notified(payload)
+			}
+		}
+		return
+	}
 	user, seqText, _ := strings.Cut(payload, ":")
 	id, err1 := uuid.Parse(user)
 	seq, err2 := strconv.ParseInt(seqText, 10, 64)

@@ -350,3 +350,44 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Error("a directive smuggled into frame-ancestors was accepted")
 	}
 }
+
+// TestRevokedTokenRefusedByEveryInstance: each instance keeps the API tokens
+// that authenticated in memory (auth's token cache). A token revoked through
+// one instance is refused by it at once, and by another as soon as that one
+// hears of the commit: well before the cache's own 30-second bound, which
+// the wait below stays under.
+func TestRevokedTokenRefusedByEveryInstance(t *testing.T) {
+	t.Parallel()
+	a := apitest.Start(t)
+	b := apitest.Start(t, apitest.Options{DB: a.DB})
+	admin := a.User("Ada Admin", "admin")
+	for _, revoke := range []string{"one token", "deactivation"} {
+		t.Run(revoke, func(t *testing.T) {
+			gateway := a.User("Pager Gateway", "nurse")
+			onB := *gateway
+			onB.Base = b.URL
+			gateway.Must(200, "GET", "/api/v1/me", nil)
+			onB.Must(200, "GET", "/api/v1/me", nil)
+			user := "/api/v1/users/" + gateway.User.ID.String()
+			if revoke == "one token" {
+				list := admin.Must(200, "GET", user+"/sessions", nil)
+				tokens, _ := list["tokens"].([]any)
+				if len(tokens) != 1 {
+					t.Fatalf("tokens %v", list)
+				}
+				id, _ := tokens[0].(map[string]any)["id"].(string)
+				admin.Must(204, "DELETE", user+"/tokens/"+id, nil)
+			} else {
+				admin.Must(200, "PATCH", user, map[string]any{"active": false})
+			}
+			gateway.Must(401, "GET", "/api/v1/me", nil)
+			deadline := time.Now().Add(10 * time.Second)
+			for onB.Do("GET", "/api/v1/me", nil).Status != 401 {
+				if time.Now().After(deadline) {
+					t.Fatal("the other instance still accepts the revoked token")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -124,6 +124,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Auth.Sealer = s.Keys
 	s.OnCall = oncall.NewStore(cfg.Pool)
 	s.Events = events.NewHub(cfg.Pool, cfg.Log)
+	// API tokens are kept in memory only while the hub hears every change
+	// to them (auth.CredentialsChannel).
+	s.Events.Watch(events.Watcher{Channel: auth.CredentialsChannel,
+		Notified: s.Auth.CredentialsChanged, Listening: s.Auth.CredentialsListening})
 	s.Contacts = notify.NewStore(cfg.Pool)
 	s.Pages = escalation.NewStore(cfg.Pool, cfg.Log.With("component", "escalation"))
 	s.Pages.PublicURL = cfg.PublicURL
