@@ -42,6 +42,18 @@ import (
 // A member's function gets a transaction that refuses direct use
 // (ErrLockstep): it must do all its work through its Writes, and must not
 // commit. Members must not depend on one another's effects (Lockstep).
+//
+// With more than one group at once (NewGroup's concurrency), only one runs
+// its members' statements at a time: the others overlap it with their
+// BEGIN and reads, or with their shared statements and COMMIT. Why: one
+// group's statements keep one backend busy while the rest of the machine
+// waits for it (pages: ~60 % of a group's time, and a third of two cores
+// idle); two groups' statements at once contend for the same index pages
+// and counters and cost 30-40 % more CPU per page for no more pages a
+// second, where overlapping the other phases sent 9-21 % more pages a
+// second (docs/PERFORMANCE.md). So a member's reads must take no locks: a
+// group that holds them while it waits its turn could block the group
+// whose turn it is.
 type Group[S any] struct {
 	// Failed, when set, hears of every group that could not commit (how
 	// many members it had, and why): each member is then sent on its own,
@@ -64,6 +76,9 @@ type Group[S any] struct {
 	mu      sync.Mutex
 	queue   []*member[S]
 	running int // groups being sent
+
+	// statements is held by the group running its members' statements.
+	statements sync.Mutex
 }
 
 // ErrNotCommitted is wrapped by the error of a Group member whose work was
@@ -214,7 +229,13 @@ func (g *Group[S]) send(ms []*member[S], errs []error) error {
 			errs[i] = notCommitted(errs[i])
 		}
 	}
-	ferrs, sent := lockstepEach(ctx, tx, fns)
+	var ferrs []error
+	var sent []bool
+	func() {
+		g.statements.Lock()
+		defer g.statements.Unlock() // also if it panics (sendSafely)
+		ferrs, sent = lockstepEach(ctx, tx, fns)
+	}()
 	var shared []S
 	for k, i := range in {
 		switch {

@@ -270,3 +270,54 @@ func TestGroupEnter(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsTakeTurnsWithStatements: with two groups at once, one runs its
+// members' statements while the other begins, reads or commits; never two
+// groups' statements at once. Groups of 4: more than 4 functions running
+// at a time would be two groups'.
+func TestGroupsTakeTurnsWithStatements(t *testing.T) {
+	pool, _ := tracedPool(t)
+	ctx := context.Background()
+	g := pg.NewGroup[int](pool, 4, 2, 1, nil)
+	var mu sync.Mutex
+	running, most := 0, 0
+	var overlapped bool // a group began while another ran its statements
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			reads := []pg.Read{{SQL: `SELECT 1`, Scan: func(rows pgx.Rows) error {
+				mu.Lock()
+				overlapped = overlapped || running > 0
+				mu.Unlock()
+				rows.Close()
+				return rows.Err()
+			}}}
+			errs[i] = g.InTx(ctx, reads, func(_ pgx.Tx, w *pg.Writes) error {
+				mu.Lock()
+				running++
+				most = max(most, running)
+				mu.Unlock()
+				defer func() { mu.Lock(); running--; mu.Unlock() }()
+				w.Exec(`INSERT INTO pipelined (id) VALUES ($1)`, i)
+				if err := w.FlushQuery(ctx, nil, func(rows pgx.Rows) error { rows.Close(); return rows.Err() }, `SELECT pg_sleep(0.01)`); err != nil {
+					return err
+				}
+				return nil
+			}, i)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if most > 4 {
+		t.Errorf("%d functions ran at once in groups of 4: two groups' statements at once", most)
+	}
+	if !overlapped {
+		t.Log("no group began while another ran its statements (nothing overlapped this run)")
+	}
+	if n := count(t, pool); n != 40 {
+		t.Errorf("%d rows, want 40", n)
+	}
+}
