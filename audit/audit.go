@@ -64,22 +64,25 @@ type Entry struct {
 // Record appends e, done by a, using q, which should be the transaction that
 // makes the change being recorded.
 func Record(ctx context.Context, q pg.Querier, a Actor, e Entry) error {
-	args, err := recordArgs(a, e)
+	r, err := newRecord(a, e)
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, recordSQL, args...)
+	_, err = q.Exec(ctx, recordSQL, r.actor, r.action, r.objectType, r.objectID, r.outcome, r.clientAddr, r.patient, r.details)
 	return err
 }
 
 // Queue is Record for a transaction that sends its writes together: the
-// event is written when w is flushed, in that transaction.
+// event is written when w is flushed, in that transaction. Events queued
+// by the members of a group (pg.Group, pg.Lockstep) are written by one
+// insert (pg.Writes.ExecRows).
 func Queue(w *pg.Writes, a Actor, e Entry) error {
-	args, err := recordArgs(a, e)
+	r, err := newRecord(a, e)
 	if err != nil {
 		return err
 	}
-	w.Exec(recordSQL, args...)
+	w.ExecRows(recordRowsSQL, 1, []*uuid.UUID{r.actor}, []string{r.action}, []string{r.objectType}, []string{r.objectID},
+		[]string{string(r.outcome)}, []string{r.clientAddr}, []*string{r.patient}, [][]byte{r.details})
 	return nil
 }
 
@@ -87,27 +90,41 @@ const recordSQL = `INSERT INTO audit_events
 	(actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 
-func recordArgs(a Actor, e Entry) ([]any, error) {
-	if e.Outcome == "" {
-		e.Outcome = Success
+// recordRowsSQL is recordSQL with a row per element of its arrays.
+const recordRowsSQL = `INSERT INTO audit_events
+	(actor_id, action, object_type, object_id, outcome, client_addr, patient_ref, details)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])`
+
+// record is an event's row.
+type record struct {
+	actor                        *uuid.UUID
+	action, objectType, objectID string
+	outcome                      Outcome
+	clientAddr                   string
+	patient                      *string
+	details                      []byte
+}
+
+func newRecord(a Actor, e Entry) (record, error) {
+	r := record{action: e.Action, objectType: e.ObjectType, objectID: e.ObjectID, outcome: e.Outcome,
+		clientAddr: a.ClientAddr, details: []byte("{}")}
+	if r.outcome == "" {
+		r.outcome = Success
 	}
-	var actor *uuid.UUID
 	if a.UserID != uuid.Nil {
-		actor = &a.UserID
+		r.actor = &a.UserID
 	}
-	var patient *string
 	if e.PatientRef != "" {
-		patient = &e.PatientRef
+		r.patient = &e.PatientRef
 	}
-	details := []byte("{}")
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details)
 		if err != nil {
-			return nil, err
+			return record{}, err
 		}
-		details = b
+		r.details = b
 	}
-	return []any{actor, e.Action, e.ObjectType, e.ObjectID, e.Outcome, a.ClientAddr, patient, details}, nil
+	return r, nil
 }
 
 // Filter narrows List.

@@ -3,13 +3,11 @@ package escalation
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
 	"github.com/callroom/callroom/internal/pg"
@@ -68,6 +66,21 @@ const (
 		SELECT id FROM n`
 )
 
+// The notifications of a page sent in this transaction, which nothing
+// else can have written (announcement.blind), are queued as rows
+// (pg.Writes.ExecRows): a group's pages write theirs with one statement.
+// Their parameters are insertNotificationRow's, as arrays.
+const (
+	insertNotificationRows = `INSERT INTO notifications (id, page_id, user_id, contact_method_id, channel, round, step, due_at, status)
+		SELECT n.id, n.page_id, n.user_id, n.method, n.channel, n.round, n.step, n.due_at, n.status
+		FROM unnest($9::uuid[], $1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::timestamptz[], $8::text[])
+			AS n (id, page_id, user_id, method, channel, round, step, due_at, status)
+		ON CONFLICT DO NOTHING`
+	insertNotifiedRows = `WITH n AS (` + insertNotificationRows + ` RETURNING id, page_id, user_id, channel), t AS (
+		INSERT INTO page_events (page_id, kind, user_id, notification_id, channel) SELECT page_id, 'notified', user_id, id, channel FROM n)
+		SELECT id FROM n`
+)
+
 // notifyUsers plans and queues notifications to users for (round, step):
 // one row and one delivery job per contact method, due after the rule's
 // delay. A second call for the same step and contact method does nothing,
@@ -95,9 +108,9 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 		// marks it delivered when it writes it to a live client (Delivered).
 		inApp := pl.Channel == notify.KindInApp && pl.Delay <= 0
 		status := "queued"
-		insert := insertNotification
+		insert, insertRows := insertNotification, insertNotificationRows
 		if inApp {
-			status, insert = "sent", insertNotified
+			status, insert, insertRows = "sent", insertNotified, insertNotifiedRows
 		}
 		id := uuid.New()
 		args := []any{p.ID, pl.UserID, pl.ContactMethodID, pl.Channel, round, step, due, status, id}
@@ -115,12 +128,8 @@ func (s *Store) notifyUsers(ctx context.Context, tx pgx.Tx, p Page, a *announcem
 				continue
 			}
 			a.blind = append(a.blind, key)
-			a.writes.ExecCheck(func(tag pgconn.CommandTag) error {
-				if tag.RowsAffected() != 1 {
-					return fmt.Errorf("notification of a new page: %d rows written", tag.RowsAffected())
-				}
-				return nil
-			}, insert, args...)
+			a.writes.ExecRows(insertRows, 1, []uuid.UUID{p.ID}, []uuid.UUID{pl.UserID}, []*uuid.UUID{pl.ContactMethodID},
+				[]string{pl.Channel}, []int{round}, []int{step}, []time.Time{due}, []string{status}, []uuid.UUID{id})
 		} else {
 			// A notification's row refers to its page's, which may be
 			// queued: the queued writes go first, in the same round trip.

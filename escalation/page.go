@@ -615,13 +615,14 @@ type announcement struct {
 }
 
 // timeline queues e on page's timeline. Entries queued one after another
-// are one insert (timelineRows): a step's entries cost one statement.
+// are one insert (timelineRowsSQL): a step's entries cost one statement,
+// and so do those of a group's pages (pg.Writes.ExecRows).
 func (a *announcement) timeline(pageID uuid.UUID, e TimelineEntry) {
-	if q := a.writes.Last(); q != nil && (q.SQL == timelineSQL || q.SQL == timelineRowsSQL) {
+	if q := a.writes.Last(); q != nil && q.SQL == timelineRowsSQL {
 		addTimelineRow(q, pageID, e)
 		return
 	}
-	a.writes.Exec(timelineSQL, timelineArgs(pageID, e)...)
+	a.writes.ExecRows(timelineRowsSQL, -1, timelineRows(pageID, e)...)
 }
 
 // notice is one in-app notification sent as page.notify.

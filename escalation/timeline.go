@@ -2,6 +2,7 @@ package escalation
 
 import (
 	"context"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,26 +45,18 @@ func timelineArgs(pageID uuid.UUID, e TimelineEntry) []any {
 const timelineRowsSQL = `INSERT INTO page_events (page_id, kind, round, step, user_id, notification_id, channel, due_at, detail)
 	SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::uuid[], $6::uuid[], $7::text[], $8::timestamptz[], $9::text[])`
 
-// addTimelineRow widens q, a queued timelineSQL or timelineRowsSQL, by the
-// entry e on page.
+// timelineRows are e's arguments for timelineRowsSQL.
+func timelineRows(pageID uuid.UUID, e TimelineEntry) []any {
+	return []any{[]uuid.UUID{pageID}, []string{e.Kind}, []*int{e.Round}, []*int{e.Step}, []*uuid.UUID{e.UserID},
+		[]*uuid.UUID{e.NotificationID}, []*string{e.Channel}, []*time.Time{e.DueAt}, []string{e.Detail}}
+}
+
+// addTimelineRow widens q, a queued timelineRowsSQL, by the entry e on
+// page.
 func addTimelineRow(q *pgx.QueuedQuery, pageID uuid.UUID, e TimelineEntry) {
-	if q.SQL == timelineSQL {
-		a := q.Arguments
-		q.SQL = timelineRowsSQL
-		q.Arguments = []any{[]uuid.UUID{a[0].(uuid.UUID)}, []string{a[1].(string)}, []*int{a[2].(*int)}, []*int{a[3].(*int)},
-			[]*uuid.UUID{a[4].(*uuid.UUID)}, []*uuid.UUID{a[5].(*uuid.UUID)}, []*string{a[6].(*string)},
-			[]*time.Time{a[7].(*time.Time)}, []string{a[8].(string)}}
+	for i, v := range timelineRows(pageID, e) {
+		q.Arguments[i] = reflect.AppendSlice(reflect.ValueOf(q.Arguments[i]), reflect.ValueOf(v)).Interface()
 	}
-	a := q.Arguments
-	a[0] = append(a[0].([]uuid.UUID), pageID)
-	a[1] = append(a[1].([]string), e.Kind)
-	a[2] = append(a[2].([]*int), e.Round)
-	a[3] = append(a[3].([]*int), e.Step)
-	a[4] = append(a[4].([]*uuid.UUID), e.UserID)
-	a[5] = append(a[5].([]*uuid.UUID), e.NotificationID)
-	a[6] = append(a[6].([]*string), e.Channel)
-	a[7] = append(a[7].([]*time.Time), e.DueAt)
-	a[8] = append(a[8].([]string), e.Detail)
 }
 
 func timeline(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]TimelineEntry, error) {

@@ -71,9 +71,8 @@ func lockstepEach(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Write
 			break
 		}
 		slices.SortFunc(waiting, func(a, b *stepFlush) int { return a.idx - b.idx })
-		var b pgx.Batch
+		b := mergeStep(waiting)
 		for _, f := range waiting {
-			b.QueuedQueries = append(b.QueuedQueries, f.b.QueuedQueries...)
 			sent[f.idx] = true
 		}
 		err := tx.SendBatch(ctx, &b).Close()
@@ -99,6 +98,7 @@ type lockstep struct {
 type stepFlush struct {
 	idx  int
 	b    pgx.Batch
+	rows map[*pgx.QueuedQuery]int // Writes.rows
 	err  error
 	done chan struct{}
 }
@@ -111,8 +111,8 @@ func (l *lockstep) flush(w *Writes) error {
 	if w.b.Len() == 0 {
 		return nil
 	}
-	f := &stepFlush{idx: w.idx, b: w.b, done: make(chan struct{})}
-	w.b = pgx.Batch{}
+	f := &stepFlush{idx: w.idx, b: w.b, rows: w.rows, done: make(chan struct{})}
+	w.b, w.rows = pgx.Batch{}, nil
 	l.mu.Lock()
 	l.waiting = append(l.waiting, f)
 	l.running--

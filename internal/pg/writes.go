@@ -24,6 +24,7 @@ import (
 // every statement after the first. Sending a page runs about a dozen.
 type Writes struct {
 	b      pgx.Batch
+	rows   map[*pgx.QueuedQuery]int // statements queued by ExecRows: rows each must affect (-1: any)
 	commit bool
 	step   *lockstep // flushes wait for Lockstep's next step
 	idx    int       // the function's place in Lockstep
@@ -104,7 +105,7 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 			return errors.New("pg: a callback queued statements after the transaction's COMMIT")
 		}
 		b := w.b
-		w.b = pgx.Batch{}
+		w.b, w.rows = pgx.Batch{}, nil
 		if err := q.SendBatch(ctx, &b).Close(); err != nil {
 			return err
 		}
