@@ -26,10 +26,25 @@ import (
 // to subscription sub and returns the notification's id.
 func (e *env) notify(sub string, resource map[string]any) uuid.UUID {
 	e.t.Helper()
+	return e.notifyAs(sub, resource, "")
+}
+
+// notifyDeleted notifies that resource, its last version, was deleted, as
+// Medplum does.
+func (e *env) notifyDeleted(sub string, resource map[string]any) uuid.UUID {
+	e.t.Helper()
+	return e.notifyAs(sub, resource, "delete")
+}
+
+func (e *env) notifyAs(sub string, resource map[string]any, interaction string) uuid.UUID {
+	e.t.Helper()
 	body, _ := json.Marshal(resource)
 	req, _ := http.NewRequest("POST", e.in.URL+"/fhir/hooks/"+sub, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/fhir+json")
 	req.Header.Set("X-Signature", sign(body))
+	if interaction != "" {
+		req.Header.Set("X-Medplum-Interaction", interaction)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -413,6 +428,46 @@ func TestAdmissionAppliedAfterItsDischargeIsSkipped(t *testing.T) {
 	}
 	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread == uuid.Nil || archived {
 		t.Errorf("admission at 10:03 after the discharge at 10:02: thread %s, archived %v; want it open", thread, archived)
+	}
+}
+
+// A deletion is recorded with the version it removed, even when the
+// resource never opened a thread: its admission, applied after the
+// deletion (two batches at once, a retry), is skipped as stale; the
+// resource created again, a newer version, is applied.
+func TestAdmissionAppliedAfterItsDeletionIsSkipped(t *testing.T) {
+	t.Parallel()
+	e, pr := startPaused(t, "Dr Gone")
+	ctx := context.Background()
+	versioned := func(at string) map[string]any {
+		enc := encounter("Patient/gone", "in-progress", "IMP", pr)
+		enc["id"] = "gone"
+		enc["meta"] = map[string]any{"versionId": at, "lastUpdated": "2026-12-02T10:0" + at + ":00Z"}
+		return enc
+	}
+	// One at a time: a job claims the others waiting with its own, and
+	// applies them in the order received.
+	for _, notify := range []func() uuid.UUID{
+		func() uuid.UUID { return e.notifyDeleted("enc", versioned("1")) },
+		func() uuid.UUID { return e.notify("enc", versioned("1")) },
+	} {
+		if err := e.in.Server.FHIR.ProcessNow(ctx, notify()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if thread, archived, _ := e.threadOf("Patient/gone", "Encounter/gone"); thread != uuid.Nil && !archived {
+		t.Errorf("deletion applied, then the admission it deleted: thread %s left open", thread)
+	}
+	var status string
+	if err := e.in.DB.Pool.QueryRow(ctx, `SELECT status FROM fhir_sources WHERE source_ref = 'Encounter/gone'`).Scan(&status); err != nil || status != "deleted" {
+		t.Errorf("the deletion recorded as %q (%v), want deleted", status, err)
+	}
+	// Created again, a newer version: applied.
+	if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", versioned("3"))); err != nil {
+		t.Fatal(err)
+	}
+	if thread, archived, _ := e.threadOf("Patient/gone", "Encounter/gone"); thread == uuid.Nil || archived {
+		t.Errorf("created again at 10:03 after the deletion: thread %s, archived %v; want it open", thread, archived)
 	}
 }
 

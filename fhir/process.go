@@ -288,8 +288,10 @@ type source struct {
 }
 
 // lockSource locks what is known of ref and says whether a resource last
-// updated at updated is older than the one applied: one round trip, with
-// what w holds.
+// updated at updated is older than the one applied, or no newer than its
+// deletion (a deletion is recorded with the version it removed: an update
+// of that version or an older one, applied after it, is stale; a resource
+// created again is newer): one round trip, with what w holds.
 func lockSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, updated time.Time) (source, error) {
 	// Serialize work on one resource even before its first row exists. The
 	// read is a statement of its own, after the lock: its snapshot sees
@@ -298,16 +300,19 @@ func lockSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, update
 	type known struct {
 		ThreadID    *uuid.UUID // nil: the resource changed nothing yet
 		LastUpdated *time.Time
+		Status      string
 	}
 	var rows []known
 	err := w.FlushQuery(ctx, tx, func(r pgx.Rows) (err error) {
 		rows, err = pgx.CollectRows(r, pgx.RowToStructByPos[known])
 		return err
-	}, `SELECT thread_id, last_updated FROM fhir_sources WHERE source_ref = $1`, ref)
+	}, `SELECT thread_id, last_updated, status FROM fhir_sources WHERE source_ref = $1`, ref)
 	if err != nil || len(rows) == 0 {
 		return source{}, err
 	}
-	src := source{stale: rows[0].LastUpdated != nil && !updated.IsZero() && updated.Before(*rows[0].LastUpdated)}
+	applied := rows[0].LastUpdated
+	src := source{stale: applied != nil && !updated.IsZero() &&
+		(updated.Before(*applied) || (rows[0].Status == "deleted" && updated.Equal(*applied)))}
 	if rows[0].ThreadID != nil {
 		src.threadID = *rows[0].ThreadID
 	}
@@ -385,15 +390,30 @@ func (s *Store) syncSource(ctx context.Context, tx pgx.Tx, w *pg.Writes, threadI
 // thread.
 func (s *Store) deletedChange(typ string, raw json.RawMessage) change {
 	var probe struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		Meta struct {
+			LastUpdated string `json:"lastUpdated"`
+		} `json:"meta"`
 	}
 	json.Unmarshal(raw, &probe) //nolint:errcheck // resourceTypeOf checked it is an object
 	ref := typ + "/" + probe.ID
+	// The body is the version deleted (Medplum): the deletion is recorded
+	// with it, so that an update of that version or an older one, applied
+	// after the deletion (two batches at once, a retry), is skipped as
+	// stale, even when the resource never changed a thread.
+	version, _ := time.Parse(time.RFC3339Nano, probe.Meta.LastUpdated)
 	return func(ctx context.Context, tx pgx.Tx, w *pg.Writes) (string, error) {
+		src, err := lockSource(ctx, tx, w, ref, version)
+		if err != nil {
+			return "", err
+		}
+		if src.stale {
+			return ref + " deleted: older than the version applied, skipped", nil
+		}
 		note := ref + " deleted: nothing to do"
-		src, err := lockSource(ctx, tx, w, ref, time.Time{})
-		if err != nil || src.threadID == uuid.Nil {
-			return note, err
+		if src.threadID == uuid.Nil {
+			saveSource(w, ref, uuid.Nil, "deleted", version)
+			return note, nil
 		}
 		switch typ {
 		case "Encounter":
@@ -414,7 +434,7 @@ func (s *Store) deletedChange(typ string, raw json.RawMessage) change {
 			}
 			note = fmt.Sprintf("%s deleted: -%d members", ref, removed)
 		}
-		saveSource(w, ref, src.threadID, "deleted", time.Time{})
+		saveSource(w, ref, src.threadID, "deleted", version)
 		return note, nil
 	}
 }
