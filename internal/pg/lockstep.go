@@ -13,7 +13,11 @@ import (
 
 // Lockstep runs fns at once in tx, each with a Writes of its own whose
 // flushes wait for one another: each step sends what all of them flushed in
-// one round trip, in the order of fns, and hands each its results.
+// one round trip and hands each its results. Each function's statements run
+// in the order it queued them; those of functions whose statements are
+// alike go statement by statement (the first of each, in the order of
+// fns, then the second...), merged into one where ExecRows allows, and
+// the others in the order of fns.
 //
 // Why: a burst from the EHR is applied in batches, one transaction each,
 // and each notification of a batch reads and writes in a few steps (its
@@ -24,8 +28,8 @@ import (
 // Each fn must do all its work through its Writes (Exec, Queue, Flush,
 // FlushQuery); the transaction it is given refuses to be used directly
 // (ErrLockstep), since the connection is shared. fns must not depend on one
-// another's effects: a step's statements run in the order of fns, so the
-// caller keeps apart what touches the same rows. A statement that fails
+// another's effects: a step's statements interleave, so the caller keeps
+// apart what touches the same rows. A statement that fails
 // ends the transaction, so every fn waiting on that step gets the error; the
 // caller rolls back (to a savepoint) and may retry them one by one.
 func Lockstep(ctx context.Context, tx pgx.Tx, fns []func(tx pgx.Tx, w *Writes) error) error {
