@@ -615,13 +615,9 @@ type announcement struct {
 }
 
 // timeline queues e on page's timeline. Entries queued one after another
-// are one insert (timelineRowsSQL): a step's entries cost one statement,
-// and so do those of a group's pages (pg.Writes.ExecRows).
+// are one insert (pg.Writes.ExecRows): a step's entries cost one
+// statement, and so do those of a group's pages.
 func (a *announcement) timeline(pageID uuid.UUID, e TimelineEntry) {
-	if q := a.writes.Last(); q != nil && q.SQL == timelineRowsSQL {
-		addTimelineRow(q, pageID, e)
-		return
-	}
 	a.writes.ExecRows(timelineRowsSQL, -1, timelineRows(pageID, e)...)
 }
 

@@ -2,7 +2,6 @@ package escalation
 
 import (
 	"context"
-	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,14 +48,6 @@ const timelineRowsSQL = `INSERT INTO page_events (page_id, kind, round, step, us
 func timelineRows(pageID uuid.UUID, e TimelineEntry) []any {
 	return []any{[]uuid.UUID{pageID}, []string{e.Kind}, []*int{e.Round}, []*int{e.Step}, []*uuid.UUID{e.UserID},
 		[]*uuid.UUID{e.NotificationID}, []*string{e.Channel}, []*time.Time{e.DueAt}, []string{e.Detail}}
-}
-
-// addTimelineRow widens q, a queued timelineRowsSQL, by the entry e on
-// page.
-func addTimelineRow(q *pgx.QueuedQuery, pageID uuid.UUID, e TimelineEntry) {
-	for i, v := range timelineRows(pageID, e) {
-		q.Arguments[i] = reflect.AppendSlice(reflect.ValueOf(q.Arguments[i]), reflect.ValueOf(v)).Interface()
-	}
 }
 
 func timeline(ctx context.Context, q pg.Querier, pageID uuid.UUID) ([]TimelineEntry, error) {

@@ -131,7 +131,7 @@ func (g *Group[S]) Committed() int64 { return g.committed.Load() }
 // others. fn keeps the caller's context for its own use.
 func (g *Group[S]) InTx(ctx context.Context, reads []Read, fn func(tx pgx.Tx, w *Writes) error, shared S) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+		return notCommitted(err)
 	}
 	m := &member[S]{reads: reads, fn: fn, shared: shared, done: make(chan error, 1)}
 	g.mu.Lock()

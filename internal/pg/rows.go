@@ -15,12 +15,12 @@ import (
 // negative, is how many rows it must affect (its command tag's count), an
 // error otherwise.
 //
-// Sent on its own it is one statement like any other. In a step of
-// Lockstep, the statements of the same sql that the functions queued at
-// the same place among statements alike are sent as one, each parameter's
-// arrays concatenated in the functions' order (and the rows each must
-// affect added up): a group of 30 pages writes its 30 audit rows with one
-// insert.
+// Statements of the same sql are sent as one, each parameter's arrays
+// concatenated (and the rows each must affect added up): one queued right
+// after another in w (a page's timeline entries of one step), and, in a
+// step of Lockstep, those the functions queued at the same place among
+// statements alike (a group of 30 pages writes its 30 audit rows with one
+// insert).
 //
 // Why: a statement's executor start-up and end (its plan, constraint
 // expressions, indexes opened, triggers set up) cost about as much as a
@@ -29,16 +29,57 @@ import (
 // one group's at a time, so that is what a group's pages wait for
 // (docs/PERFORMANCE.md).
 //
-// Statements only: nothing reads their results but the count.
+// Statements only: nothing reads their results but the count, which is
+// checked when they are sent.
 func (w *Writes) ExecRows(sql string, rows int, args ...any) {
-	q := w.b.Queue(sql, args...)
-	if rows >= 0 {
-		q.Exec(affects(rows))
+	if q := w.Last(); q != nil && q.SQL == sql {
+		if n, ok := w.rows[q]; ok && (n < 0) == (rows < 0) {
+			if more, ok := appendRows(q.Arguments, args); ok {
+				q.Arguments = more
+				w.rows[q] = max(n+rows, -1)
+				return
+			}
+		}
 	}
+	q := w.b.Queue(sql, args...)
 	if w.rows == nil {
 		w.rows = map[*pgx.QueuedQuery]int{}
 	}
 	w.rows[q] = rows
+}
+
+// appendRows is args with the rows of more after each array's, in new
+// arrays; not ok if they do not match (other counts, or not slices of the
+// same types).
+func appendRows(args, more []any) ([]any, bool) {
+	if len(args) != len(more) {
+		return nil, false
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		t := reflect.TypeOf(a)
+		if t == nil || t.Kind() != reflect.Slice || reflect.TypeOf(more[i]) != t {
+			return nil, false
+		}
+		v := reflect.ValueOf(a)
+		out[i] = reflect.AppendSlice(v.Slice3(0, v.Len(), v.Len()), reflect.ValueOf(more[i])).Interface()
+	}
+	return out, true
+}
+
+// checkRows sets the check of each statement of rows (ExecRows's counts),
+// before they are sent.
+func checkRows(rows map[*pgx.QueuedQuery]int) {
+	for q, n := range rows {
+		checkRow(q, n)
+	}
+}
+
+// checkRow makes q fail unless it affects n rows (none: n < 0).
+func checkRow(q *pgx.QueuedQuery, n int) {
+	if n >= 0 {
+		q.Exec(affects(n))
+	}
 }
 
 // affects is the check of a statement that must affect n rows.
@@ -78,7 +119,11 @@ func mergeStep(fs []*stepFlush) pgx.Batch {
 				}
 			}
 			for _, f := range set {
-				b.QueuedQueries = append(b.QueuedQueries, f.b.QueuedQueries[j])
+				q := f.b.QueuedQueries[j]
+				if n, ok := f.rows[q]; ok {
+					checkRow(q, n)
+				}
+				b.QueuedQueries = append(b.QueuedQueries, q)
 			}
 		}
 	}
@@ -107,33 +152,20 @@ func shape(f *stepFlush) string {
 }
 
 // mergeRows is statement j of each flush of set as one: its arrays
-// concatenated. Not ok if an argument is not a slice, or not of the same
-// type in every flush.
+// concatenated, the rows each must affect added up. Not ok if their
+// arguments do not match (appendRows).
 func mergeRows(set []*stepFlush, j int) (*pgx.QueuedQuery, bool) {
 	first := set[0].b.QueuedQueries[j]
-	args := make([]any, len(first.Arguments))
-	for i, a := range first.Arguments {
-		t := reflect.TypeOf(a)
-		if t == nil || t.Kind() != reflect.Slice {
+	args, n := first.Arguments, set[0].rows[first]
+	for _, f := range set[1:] {
+		q := f.b.QueuedQueries[j]
+		var ok bool
+		if args, ok = appendRows(args, q.Arguments); !ok {
 			return nil, false
 		}
-		out := reflect.MakeSlice(t, 0, reflect.ValueOf(a).Len()*len(set))
-		for _, f := range set {
-			q := f.b.QueuedQueries[j]
-			if len(q.Arguments) != len(args) || reflect.TypeOf(q.Arguments[i]) != t {
-				return nil, false
-			}
-			out = reflect.AppendSlice(out, reflect.ValueOf(q.Arguments[i]))
-		}
-		args[i] = out.Interface()
+		n = max(n+f.rows[q], -1)
 	}
 	m := &pgx.QueuedQuery{SQL: first.SQL, Arguments: args}
-	if set[0].rows[first] >= 0 {
-		n := 0
-		for _, f := range set {
-			n += f.rows[f.b.QueuedQueries[j]]
-		}
-		m.Exec(affects(n))
-	}
+	checkRow(m, n)
 	return m, true
 }

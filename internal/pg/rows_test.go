@@ -111,3 +111,34 @@ func TestExecRows(t *testing.T) {
 		t.Errorf("%d rows, want 3", n)
 	}
 }
+
+// ExecRows of the same SQL queued one after another are one statement, the
+// rows each must affect added up; one queued after another statement is
+// not widened.
+func TestExecRowsWidened(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := tracedPool(t)
+	if _, err := pool.Exec(ctx, `CREATE SEQUENCE executions`); err != nil {
+		t.Fatal(err)
+	}
+	var w pg.Writes
+	w.ExecRows(rowsSQL, 1, []int{1})
+	w.ExecRows(rowsSQL, 2, []int{2, 3})
+	w.Exec(`SELECT 1`)
+	w.ExecRows(rowsSQL, 1, []int{4})
+	if err := w.Flush(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var executions int
+	if err := pool.QueryRow(ctx, `SELECT count(DISTINCT note) FROM pipelined`).Scan(&executions); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pool); n != 4 || executions != 2 {
+		t.Errorf("%d rows by %d statements, want 4 by 2", n, executions)
+	}
+	w.ExecRows(rowsSQL+` ON CONFLICT DO NOTHING`, 1, []int{5})
+	w.ExecRows(rowsSQL+` ON CONFLICT DO NOTHING`, 1, []int{1}) // there already
+	if err := w.Flush(ctx, pool); err == nil {
+		t.Fatal("a widened statement that wrote 1 of the 2 rows its parts must did not fail")
+	}
+}

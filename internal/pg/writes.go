@@ -105,6 +105,7 @@ func (w *Writes) Flush(ctx context.Context, q Querier) error {
 			return errors.New("pg: a callback queued statements after the transaction's COMMIT")
 		}
 		b := w.b
+		checkRows(w.rows)
 		w.b, w.rows = pgx.Batch{}, nil
 		if err := q.SendBatch(ctx, &b).Close(); err != nil {
 			return err
