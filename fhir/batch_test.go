@@ -287,9 +287,7 @@ func TestNotificationGivenUpAfterRepeatedFailures(t *testing.T) {
 	if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET failures = $2 - 2 WHERE id = $1`, id, fhir.MaxFailures); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(id)
 	var outcome string
 	var failures int
 	var claimedFuture, retryQueued bool
@@ -304,9 +302,7 @@ func TestNotificationGivenUpAfterRepeatedFailures(t *testing.T) {
 	if _, err := db.Exec(ctx, `UPDATE fhir_notifications SET claimed_until = NULL WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.in.Server.FHIR.ProcessNow(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(id)
 	if err := db.QueryRow(ctx, `SELECT outcome FROM fhir_notifications WHERE id = $1 AND processed_at IS NOT NULL`, id).Scan(&outcome); err != nil {
 		t.Fatalf("not given up: %v", err)
 	}
@@ -343,16 +339,13 @@ func TestSweepQueuesForgottenNotifications(t *testing.T) {
 func TestBatchAppliesInArrivalOrder(t *testing.T) {
 	t.Parallel()
 	e, pr := startPaused(t, "Dr Order")
-	ctx := context.Background()
 	admission := encounter("Patient/order", "in-progress", "IMP", pr)
 	admission["id"] = "order"
 	e.notify("enc", admission)
 	discharge := encounter("Patient/order", "finished", "IMP", pr)
 	discharge["id"] = "order"
 	last := e.notify("enc", discharge)
-	if err := e.in.Server.FHIR.ProcessNow(ctx, last); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(last)
 	thread, archived, _ := e.threadOf("Patient/order", "Encounter/order")
 	if thread == uuid.Nil || !archived {
 		t.Errorf("admitted then discharged, applied by the discharge's job: thread %s, archived %v", thread, archived)
@@ -372,9 +365,7 @@ func TestBatchCompletesTheJobsOfWhatItApplied(t *testing.T) {
 		ids = append(ids, e.notify("enc", enc))
 	}
 	// What the first one's job runs, while River runs none of them.
-	if err := e.in.Server.FHIR.ProcessNow(ctx, ids[0]); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(ids[0])
 	rows, _ := e.in.DB.Pool.Query(ctx, `SELECT args->>'notification_id' || ' ' || state::text FROM river_job
 		WHERE kind = 'fhir.process' ORDER BY args->>'notification_id'`)
 	jobs, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -401,31 +392,40 @@ func startPaused(t *testing.T, physician string) (e *env, pr string) {
 	return e, pr
 }
 
+// encounterVersion is Encounter/id of patient at status, its version at
+// minute 10:0<at> (meta.versionId and lastUpdated), attended by pr.
+func encounterVersion(id, patient, status, at, pr string) map[string]any {
+	enc := encounter(patient, status, "IMP", pr)
+	enc["id"] = id
+	enc["meta"] = map[string]any{"versionId": at, "lastUpdated": "2026-12-02T10:0" + at + ":00Z"}
+	return enc
+}
+
+// processNow processes notification id now, failing the test if it fails.
+func (e *env) processNow(id uuid.UUID) {
+	e.t.Helper()
+	if err := e.in.Server.FHIR.ProcessNow(context.Background(), id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // A discharge applied before its admission (the two in batches processed
 // at once, or the admission retried) leaves no thread open: the admission
 // is older than what was applied, and is skipped.
 func TestAdmissionAppliedAfterItsDischargeIsSkipped(t *testing.T) {
 	t.Parallel()
 	e, pr := startPaused(t, "Dr Late")
-	ctx := context.Background()
 	versioned := func(status, at string) map[string]any {
-		enc := encounter("Patient/late", status, "IMP", pr)
-		enc["id"] = "late"
-		enc["meta"] = map[string]any{"versionId": at, "lastUpdated": "2026-12-02T10:0" + at + ":00Z"}
-		return enc
+		return encounterVersion("late", "Patient/late", status, at, pr)
 	}
 	for _, enc := range []map[string]any{versioned("finished", "2"), versioned("in-progress", "1")} {
-		if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", enc)); err != nil {
-			t.Fatal(err)
-		}
+		e.processNow(e.notify("enc", enc))
 	}
 	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread != uuid.Nil && !archived {
 		t.Errorf("discharge at 10:02 applied, then the admission at 10:01: thread %s left open", thread)
 	}
 	// A newer version still applies: the patient is admitted again.
-	if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", versioned("in-progress", "3"))); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(e.notify("enc", versioned("in-progress", "3")))
 	if thread, archived, _ := e.threadOf("Patient/late", "Encounter/late"); thread == uuid.Nil || archived {
 		t.Errorf("admission at 10:03 after the discharge at 10:02: thread %s, archived %v; want it open", thread, archived)
 	}
@@ -438,34 +438,22 @@ func TestAdmissionAppliedAfterItsDischargeIsSkipped(t *testing.T) {
 func TestAdmissionAppliedAfterItsDeletionIsSkipped(t *testing.T) {
 	t.Parallel()
 	e, pr := startPaused(t, "Dr Gone")
-	ctx := context.Background()
 	versioned := func(at string) map[string]any {
-		enc := encounter("Patient/gone", "in-progress", "IMP", pr)
-		enc["id"] = "gone"
-		enc["meta"] = map[string]any{"versionId": at, "lastUpdated": "2026-12-02T10:0" + at + ":00Z"}
-		return enc
+		return encounterVersion("gone", "Patient/gone", "in-progress", at, pr)
 	}
 	// One at a time: a job claims the others waiting with its own, and
 	// applies them in the order received.
-	for _, notify := range []func() uuid.UUID{
-		func() uuid.UUID { return e.notifyDeleted("enc", versioned("1")) },
-		func() uuid.UUID { return e.notify("enc", versioned("1")) },
-	} {
-		if err := e.in.Server.FHIR.ProcessNow(ctx, notify()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.processNow(e.notifyDeleted("enc", versioned("1")))
+	e.processNow(e.notify("enc", versioned("1")))
 	if thread, archived, _ := e.threadOf("Patient/gone", "Encounter/gone"); thread != uuid.Nil && !archived {
 		t.Errorf("deletion applied, then the admission it deleted: thread %s left open", thread)
 	}
 	var status string
-	if err := e.in.DB.Pool.QueryRow(ctx, `SELECT status FROM fhir_sources WHERE source_ref = 'Encounter/gone'`).Scan(&status); err != nil || status != "deleted" {
+	if err := e.in.DB.Pool.QueryRow(context.Background(), `SELECT status FROM fhir_sources WHERE source_ref = 'Encounter/gone'`).Scan(&status); err != nil || status != "deleted" {
 		t.Errorf("the deletion recorded as %q (%v), want deleted", status, err)
 	}
 	// Created again, a newer version: applied.
-	if err := e.in.Server.FHIR.ProcessNow(ctx, e.notify("enc", versioned("3"))); err != nil {
-		t.Fatal(err)
-	}
+	e.processNow(e.notify("enc", versioned("3")))
 	if thread, archived, _ := e.threadOf("Patient/gone", "Encounter/gone"); thread == uuid.Nil || archived {
 		t.Errorf("created again at 10:03 after the deletion: thread %s, archived %v; want it open", thread, archived)
 	}
