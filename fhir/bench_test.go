@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +24,9 @@ import (
 // and notification received -> patient thread updated (received_at ->
 // processed_at, both PostgreSQL clock), split into waiting to be claimed by
 // a job and being applied in its batch. Targets (docs/PERFORMANCE.md): 500
-// notifications/s accepted with processing keeping up; p99 <= 250 ms.
+// notifications/s accepted with processing keeping up; p99 <= 250 ms. The
+// figures leave out a second of warm-up at the same rate, whose p99 is
+// reported apart (warm-up-thread-p99-ms).
 func BenchmarkNotifications(b *testing.B) {
 	const rate = 500
 	ehr := fhirtest.Start(b)
@@ -40,54 +40,62 @@ func BenchmarkNotifications(b *testing.B) {
 	prac := ehr.Create(map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": fhir.NPISystem, "value": npi}}})
 	pracRef := "Practitioner/" + prac["id"].(string)
 	client := benchutil.NewHTTPClient()
-	var accept benchutil.Latencies
-	var failed atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < b.N; i++ {
-		// Notification i goes at start + i/rate, at once if the loop is
-		// late (a ticker would drop the ticks and offer less than rate).
-		if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
-			time.Sleep(d)
-		}
-		enc := encounter(fmt.Sprintf("Patient/bench-%d-%d", start.UnixNano(), i), "in-progress", "IMP", pracRef)
-		enc["id"] = fmt.Sprintf("bench-%d-%d", start.UnixNano(), i)
-		body, _ := json.Marshal(enc)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	// offer sends n notifications at rate, each a new encounter, named by
+	// run so that no two are alike.
+	offer := func(run string, n int) *benchutil.Paced {
+		return benchutil.SendPaced(n, rate, 4*rate, func(i int) error {
+			enc := encounter(fmt.Sprintf("Patient/bench-%s-%d", run, i), "in-progress", "IMP", pracRef)
+			enc["id"] = fmt.Sprintf("bench-%s-%d", run, i)
+			body, _ := json.Marshal(enc)
 			req, _ := http.NewRequest("POST", in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/fhir+json")
 			req.Header.Set("X-Signature", sign(body))
-			t0 := time.Now()
 			resp, err := client.Do(req)
-			if err != nil || resp.StatusCode != 200 {
-				failed.Add(1)
-				if resp != nil {
-					resp.Body.Close()
-				}
-				return
+			if err != nil {
+				return err
 			}
 			drain(resp)
-			accept.Add(time.Since(t0))
-		}()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
+	pending := func() (n int) {
+		in.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&n) //nolint:errcheck
+		return n
+	}
+	// Warm up at the rate for a second, and leave those notifications out
+	// of the figures: the first second after start-up is slower (connections
+	// opened, each backend's first run of each statement, the FHIR engine's
+	// JIT), and the target is about a connection that runs for months.
+	warmRun := fmt.Sprint(time.Now().UnixNano())
+	if warm := offer(warmRun, rate); warm.Fails > 0 {
+		b.Fatalf("%d warm-up notifications refused", warm.Fails)
+	}
+	for deadline := time.Now().Add(30 * time.Second); pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var measuredFrom time.Time
+	if err := in.DB.Pool.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&measuredFrom); err != nil {
+		b.Fatal(err)
+	}
+	pool0 := in.DB.Pool.Stat()
+	b.ResetTimer()
+	start := time.Now()
+	sent := offer(fmt.Sprint(start.UnixNano()), b.N)
+	accept := &sent.Accept
 	offered := time.Since(start)
 	// Processing keeps up if it finishes soon after the last notification.
 	deadline := time.Now().Add(30 * time.Second)
-	var pending int
-	for {
-		in.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&pending) //nolint:errcheck
-		if pending == 0 || time.Now().After(deadline) {
-			break
-		}
+	unprocessed := pending()
+	for unprocessed > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+		unprocessed = pending()
 	}
 	drained := time.Since(start) - offered
 	b.StopTimer()
-	if pending > 0 {
+	if unprocessed > 0 {
 		rows, _ := in.DB.Pool.Query(context.Background(), `SELECT state || ' attempt ' || attempt || ': ' || coalesce(errors[array_length(errors, 1)]->>'error', '')
 			FROM river_job WHERE kind = 'fhir.process' AND state <> 'completed' LIMIT 5`)
 		for rows.Next() {
@@ -97,7 +105,7 @@ func BenchmarkNotifications(b *testing.B) {
 		}
 		rows.Close()
 	}
-	rows, err := in.DB.Pool.Query(context.Background(), `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL`)
+	rows, err := in.DB.Pool.Query(context.Background(), `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL AND received_at >= $1`, measuredFrom)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,12 +116,16 @@ func BenchmarkNotifications(b *testing.B) {
 		e2e.Add(d)
 	}
 	rows.Close()
+	// The warm-up's, reported apart: what a service just started does.
+	var warmP99 float64
+	in.DB.Pool.QueryRow(context.Background(), `SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at))
+		FROM fhir_notifications WHERE received_at < $1`, measuredFrom).Scan(&warmP99) //nolint:errcheck
 	// Where the time goes: waiting to be claimed by a job (River's pickup
 	// and the jobs ahead), then applied in a batch. claimed_until stays
 	// claimFor (30 s) after the claim that processed the notification.
 	var claimWait, apply benchutil.Latencies
 	rows, err = in.DB.Pool.Query(context.Background(), `SELECT claimed_until - interval '30 seconds' - received_at, processed_at - (claimed_until - interval '30 seconds')
-		FROM fhir_notifications WHERE processed_at IS NOT NULL AND claimed_until IS NOT NULL`)
+		FROM fhir_notifications WHERE processed_at IS NOT NULL AND claimed_until IS NOT NULL AND received_at >= $1`, measuredFrom)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,15 +140,17 @@ func BenchmarkNotifications(b *testing.B) {
 	// its transaction), and how many jobs ran for them: the jobs whose
 	// notification another job's batch took cost a claim each.
 	var batches, jobs int
-	in.DB.Pool.QueryRow(context.Background(), `SELECT (SELECT count(DISTINCT processed_at) FROM fhir_notifications),
-		(SELECT count(*) FROM river_job WHERE kind = 'fhir.process' AND state = 'completed')`).Scan(&batches, &jobs) //nolint:errcheck
+	in.DB.Pool.QueryRow(context.Background(), `SELECT (SELECT count(DISTINCT processed_at) FROM fhir_notifications WHERE received_at >= $1),
+		(SELECT count(*) FROM river_job WHERE kind = 'fhir.process' AND state = 'completed' AND created_at >= $1)`, measuredFrom).Scan(&batches, &jobs) //nolint:errcheck
 	b.ReportMetric(float64(b.N)/float64(max(batches, 1)), "batch-mean")
 	b.ReportMetric(float64(jobs)/float64(b.N), "jobs/notification")
 	// Waiting for one of the pool's connections (the server's pool, 20):
 	// what accepts and batches compete for besides the CPU.
-	if st := in.DB.Pool.Stat(); st.AcquireCount() > 0 {
-		b.ReportMetric(float64(st.EmptyAcquireCount())/float64(st.AcquireCount()), "pool-waited-fraction")
-		b.ReportMetric(benchutil.Ms(st.EmptyAcquireWaitTime()/time.Duration(max(st.EmptyAcquireCount(), 1))), "pool-wait-mean-ms")
+	st := in.DB.Pool.Stat()
+	if acquired := st.AcquireCount() - pool0.AcquireCount(); acquired > 0 {
+		waited := st.EmptyAcquireCount() - pool0.EmptyAcquireCount()
+		b.ReportMetric(float64(waited)/float64(acquired), "pool-waited-fraction")
+		b.ReportMetric(benchutil.Ms((st.EmptyAcquireWaitTime()-pool0.EmptyAcquireWaitTime())/time.Duration(max(waited, 1))), "pool-wait-mean-ms")
 	}
 	b.ReportMetric(benchutil.Ms(claimWait.Quantile(0.5)), "claim-wait-p50-ms")
 	b.ReportMetric(benchutil.Ms(claimWait.Quantile(0.99)), "claim-wait-p99-ms")
@@ -147,8 +161,9 @@ func BenchmarkNotifications(b *testing.B) {
 	b.ReportMetric(benchutil.Ms(accept.Quantile(0.99)), "accept-p99-ms")
 	b.ReportMetric(benchutil.Ms(e2e.Quantile(0.5)), "thread-p50-ms")
 	b.ReportMetric(benchutil.Ms(e2e.Quantile(0.99)), "thread-p99-ms")
-	b.ReportMetric(float64(failed.Load()), "failed")
-	b.ReportMetric(float64(pending), "unprocessed")
+	b.ReportMetric(warmP99*1000, "warm-up-thread-p99-ms")
+	b.ReportMetric(float64(sent.Fails), "failed")
+	b.ReportMetric(float64(unprocessed), "unprocessed")
 	b.ReportMetric(drained.Seconds(), "drain-s")
 }
 
@@ -212,6 +227,22 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 			}()
 		}
 	}
+	sendPage := benchutil.PageSender(ctx, nurses, bodies)
+	// Warm up for a second with both, as BenchmarkNotifications does, so
+	// that the first run does not measure the service's first second.
+	stop := make(chan struct{})
+	go burst(stop)
+	warm := make([]uuid.UUID, pageRate)
+	benchutil.SendPaced(len(warm), pageRate, 4*pageRate, sendPage(warm))
+	close(stop)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var pending int
+		in.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&pending) //nolint:errcheck
+		if pending == 0 && notices.Count(warm) == len(warm) {
+			break
+		}
+	}
+	sent++
 	for _, withBurst := range []bool{false, true} {
 		b.Run(map[bool]string{false: "quiet", true: "burst"}[withBurst], func(b *testing.B) {
 			var lat benchutil.Latencies
@@ -224,22 +255,7 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 				}
 				n := pageRate * int(window/time.Second)
 				ids := make([]uuid.UUID, n)
-				due := make([]time.Time, n)
-				var wg sync.WaitGroup
-				t0 := time.Now()
-				for i := range n {
-					due[i] = t0.Add(time.Duration(i) * time.Second / pageRate)
-					time.Sleep(time.Until(due[i]))
-					wg.Add(1)
-					go func(i int) {
-						defer wg.Done()
-						var p struct{ ID uuid.UUID }
-						if err := nurses[i%pairs].JSON(ctx, 201, "POST", "/api/v1/pages", bodies[i%pairs], &p); err == nil {
-							ids[i] = p.ID
-						}
-					}(i)
-				}
-				wg.Wait()
+				due := benchutil.SendPaced(n, pageRate, 4*pageRate, sendPage(ids)).Due
 				close(stop)
 				deadline := time.Now().Add(10 * time.Second)
 				for notices.Count(ids) < n && time.Now().Before(deadline) {
