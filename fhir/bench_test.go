@@ -255,18 +255,25 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 				}
 				n := pageRate * int(window/time.Second)
 				ids := make([]uuid.UUID, n)
+				cpu0 := in.CPU()
 				due := benchutil.SendPaced(n, pageRate, 4*pageRate, sendPage(ids)).Due
+				cpu := in.CPU().Sub(cpu0)
 				close(stop)
 				deadline := time.Now().Add(10 * time.Second)
 				for notices.Count(ids) < n && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
+				received := make([]time.Time, n)
 				for i, id := range ids {
 					if at, ok := notices.At(id); ok && id != uuid.Nil {
 						lat.Add(at.Sub(due[i]))
+						received[i] = at
 					} else {
 						missing++
 					}
+				}
+				if st, err := in.PageStages(ids, due, received); err == nil {
+					b.Logf("stages (from the page timelines):\n%s\n%s", st, cpu.String(window))
 				}
 				sent++
 			}
