@@ -76,31 +76,29 @@ func (LinkPatientArgs) InsertOpts() river.InsertOpts {
 
 // patientNamed learns, in tx, what a resource about the patient ref says of
 // its identifiers: a subject reference that also carries an identifier links
-// it at once, and a thread just opened for the patient queues a read of the
-// Patient's identifiers (LinkPatientArgs).
+// it (queued in w: a batch applied in lockstep stays in lockstep), and a
+// thread just opened for the patient queues a read of the Patient's
+// identifiers (LinkPatientArgs).
 //
-// What w holds is flushed first if tx is used.
+// What w holds is flushed first if tx is used (outside a batch, which
+// gathers the reads instead).
 func (s *Store) patientNamed(ctx context.Context, tx pgx.Tx, w *pg.Writes, ref string, subject *models.Identifier, opened bool) error {
-	q, gathering := ctx.Value(patientReadsKey{}).(*patientReads)
-	tok := identifierToken(subject)
-	if tok != "" || (opened && !gathering) {
-		if err := w.Flush(ctx, tx); err != nil {
-			return err
-		}
-	}
-	if tok != "" {
-		if _, err := patient.Link(ctx, tx, audit.System, ref, []string{tok}, patient.FromEHR); err != nil {
+	if tok := identifierToken(subject); tok != "" {
+		if err := patient.QueueLink(w, audit.System, ref, []string{tok}, patient.FromEHR); err != nil {
 			return err
 		}
 	}
 	if !opened {
 		return nil
 	}
-	if gathering {
+	if q, gathering := ctx.Value(patientReadsKey{}).(*patientReads); gathering {
 		q.mu.Lock()
 		q.refs = append(q.refs, ref)
 		q.mu.Unlock()
 		return nil
+	}
+	if err := w.Flush(ctx, tx); err != nil {
+		return err
 	}
 	_, err := worker.InsertTx(ctx, s.river, tx, LinkPatientArgs{Patient: ref}, nil)
 	return err

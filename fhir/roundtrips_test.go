@@ -44,8 +44,21 @@ func startWard(t *testing.T) *ward {
 // Patient/<patient>, in progress.
 func (a *ward) admit(t *testing.T, patient, id string) {
 	t.Helper()
+	a.send(t, a.admission(patient, id))
+}
+
+// admission is inpatient Encounter id of Patient/<patient>, in progress,
+// with the attending.
+func (a *ward) admission(patient, id string) map[string]any {
 	enc := encounter("Patient/"+patient, "in-progress", "IMP", a.pracRef)
 	enc["id"] = id
+	return enc
+}
+
+// send notifies the instance, Medplum-style, of enc.
+func (a *ward) send(t *testing.T, enc map[string]any) {
+	t.Helper()
+	id := enc["id"]
 	body, _ := json.Marshal(enc)
 	req, _ := http.NewRequest("POST", a.in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/fhir+json")
@@ -128,10 +141,15 @@ func TestNotificationRoundTrips(t *testing.T) {
 // TestBurstRoundTrips: admissions that arrive together are applied together
 // (pg.Lockstep): a batch of them takes a few round trips in all, where one
 // by one each took four. Their threads and members are the same either
-// way.
+// way. Subjects that carry the patient's MRN beside the reference, as some
+// EHRs send them, stay in lockstep too, each MRN linked and audited once.
 func TestBurstRoundTrips(t *testing.T) {
-	for _, together := range []bool{true, false} {
-		t.Run(map[bool]string{true: "together", false: "one by one"}[together], func(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		together, mrns bool
+	}{{"together", true, false}, {"one by one", false, false}, {"together with MRNs", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			together := tc.together
 			ctx := context.Background()
 			a := startWard(t)
 			in := a.in
@@ -139,13 +157,20 @@ func TestBurstRoundTrips(t *testing.T) {
 				in.Server.FHIR.ApplyOneByOne()
 			}
 			const admissions = 30
+			admit := func(patient, id string) {
+				enc := a.admission(patient, id)
+				if tc.mrns {
+					enc["subject"].(map[string]any)["identifier"] = map[string]any{"system": "urn:oid:2.16.840.1.113883.3.1", "value": "MRN-" + patient}
+				}
+				a.send(t, enc)
+			}
 			pauseFHIR(t, in.Server.River)
 			for i := range admissions {
-				a.admit(t, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i))
+				admit(fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i))
 			}
 			// The first patient comes in twice (a second encounter): in the
 			// same batch, the second goes in a wave after the first.
-			a.admit(t, "burst-0", "burst-0b")
+			admit("burst-0", "burst-0b")
 			in.SQL.Reset()
 			if err := in.Server.River.QueueResume(ctx, worker.QueueFHIR, nil); err != nil {
 				t.Fatal(err)
@@ -185,6 +210,19 @@ func TestBurstRoundTrips(t *testing.T) {
 			}
 			if threads != admissions+1 || members != admissions+1 || links != admissions {
 				t.Errorf("%d threads, the attending in %d, %d patients with a read of their identifiers queued; want %d, %d, %d", threads, members, links, admissions+1, admissions+1, admissions)
+			}
+			if !tc.mrns {
+				return
+			}
+			// The second encounter's MRN is already linked: no change, no
+			// second audit event.
+			var linked, audited int
+			if err := in.DB.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM patient_identifiers WHERE identifier = 'urn:oid:2.16.840.1.113883.3.1|MRN-' || substr(patient_ref, 9) AND patient_ref LIKE 'Patient/burst-%'),
+				(SELECT count(*) FROM audit_events WHERE action = 'patient.link' AND object_id LIKE 'Patient/burst-%')`).Scan(&linked, &audited); err != nil {
+				t.Fatal(err)
+			}
+			if linked != admissions || audited != admissions {
+				t.Errorf("%d MRNs linked to their patients, %d link audit events; want %d of each", linked, audited, admissions)
 			}
 		})
 	}

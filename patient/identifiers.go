@@ -61,19 +61,44 @@ func Names(ctx context.Context, q pg.Querier, ref string) ([]string, error) {
 // corrected the record; the audit event says how many moved). It returns
 // how many identifiers were new or moved.
 func Link(ctx context.Context, q pg.Querier, who audit.Actor, ref string, identifiers []string, source Source) (int, error) {
+	var w pg.Writes
+	var linked int
+	if err := queueLink(&w, who, ref, identifiers, source, &linked); err != nil {
+		return 0, err
+	}
+	if err := w.Flush(ctx, q); err != nil {
+		return 0, err
+	}
+	return linked, nil
+}
+
+// QueueLink is Link for a transaction that sends its writes together: the
+// identifiers are linked when w is flushed, and the audit event, when
+// anything changed, goes with w's next round trip. Why: an EHR batch
+// applies its notifications in lockstep (pg.Lockstep), whose functions may
+// not use the transaction directly, and an Encounter whose subject carries
+// an MRN beside its reference would otherwise send the whole batch back to
+// being applied one by one (docs/PERFORMANCE.md).
+func QueueLink(w *pg.Writes, who audit.Actor, ref string, identifiers []string, source Source) error {
+	return queueLink(w, who, ref, identifiers, source, nil)
+}
+
+// queueLink is QueueLink, which sets *linked (if not nil) to how many
+// identifiers were new or moved once w is flushed.
+func queueLink(w *pg.Writes, who audit.Actor, ref string, identifiers []string, source Source, linked *int) error {
 	if !IsLiteral(ref) {
-		return 0, callroom.Invalid("ref", "must be a FHIR reference such as Patient/123")
+		return callroom.Invalid("ref", "must be a FHIR reference such as Patient/123")
 	}
 	for i, id := range identifiers {
 		if err := CheckIdentifier(fmt.Sprintf("identifiers[%d]", i), id); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	ids := slices.Compact(slices.Sorted(slices.Values(identifiers)))
 	if len(ids) == 0 {
-		return 0, nil
+		return nil
 	}
-	rows, _ := q.Query(ctx, `WITH prior AS (
+	w.Queue(`WITH prior AS (
 			SELECT identifier, patient_ref FROM patient_identifiers WHERE identifier = ANY($1::text[])
 		), up AS (
 			INSERT INTO patient_identifiers (identifier, patient_ref, source) SELECT unnest($1::text[]), $2, $3
@@ -81,19 +106,24 @@ func Link(ctx context.Context, q pg.Querier, who audit.Actor, ref string, identi
 			WHERE patient_identifiers.patient_ref <> excluded.patient_ref
 			RETURNING identifier
 		)
-		SELECT (prior.identifier IS NOT NULL) FROM up LEFT JOIN prior USING (identifier)`, ids, ref, string(source))
-	moved, err := pgx.CollectRows(rows, pgx.RowTo[bool])
-	if err != nil || len(moved) == 0 {
-		return 0, err
-	}
-	n := 0
-	for _, m := range moved {
-		if m {
-			n++
+		SELECT (prior.identifier IS NOT NULL) FROM up LEFT JOIN prior USING (identifier)`, ids, ref, string(source)).Query(func(rows pgx.Rows) error {
+		moved, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+		if err != nil || len(moved) == 0 {
+			return err
 		}
-	}
-	return len(moved), audit.Record(ctx, q, who, audit.Entry{Action: "patient.link", ObjectType: "patient", ObjectID: ref,
-		PatientRef: ref, Details: map[string]any{"linked": len(moved), "moved": n, "source": string(source)}})
+		n := 0
+		for _, m := range moved {
+			if m {
+				n++
+			}
+		}
+		if linked != nil {
+			*linked = len(moved)
+		}
+		return audit.Queue(w, who, audit.Entry{Action: "patient.link", ObjectType: "patient", ObjectID: ref,
+			PatientRef: ref, Details: map[string]any{"linked": len(moved), "moved": n, "source": string(source)}})
+	})
+	return nil
 }
 
 // Store answers the administrators' API over patient names.
