@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/callroom/callroom/fhir"
 	"github.com/callroom/callroom/internal/apitest"
@@ -72,10 +75,7 @@ func benchNotifications(b *testing.B, mrns bool) {
 			return nil
 		})
 	}
-	pending := func() (n int) {
-		in.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&n) //nolint:errcheck
-		return n
-	}
+	pending := func() int { return unprocessed(in.DB.Pool) }
 	// Warm up at the rate for a second, and leave those notifications out
 	// of the figures: the first second after start-up is slower (connections
 	// opened, each backend's first run of each statement, the FHIR engine's
@@ -239,6 +239,7 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 		}
 	}
 	sendPage := benchutil.PageSender(ctx, nurses, bodies)
+	pending := func() int { return unprocessed(in.DB.Pool) }
 	// Warm up for a second with both, as BenchmarkNotifications does, so
 	// that the first run does not measure the service's first second.
 	stop := make(chan struct{})
@@ -247,20 +248,23 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 	benchutil.SendPaced(len(warm), pageRate, 4*pageRate, sendPage(warm))
 	close(stop)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		var pending int
-		in.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&pending) //nolint:errcheck
-		if pending == 0 && notices.Count(warm) == len(warm) {
+		if pending() == 0 && notices.Count(warm) == len(warm) {
 			break
 		}
 	}
 	sent++
 	for _, withBurst := range []bool{false, true} {
 		b.Run(map[bool]string{false: "quiet", true: "burst"}[withBurst], func(b *testing.B) {
-			var lat benchutil.Latencies
+			var lat, ehrLat benchutil.Latencies
+			var drained []time.Duration
 			missing := 0
 			for b.Loop() {
 				stop := make(chan struct{})
+				var burstFrom time.Time
 				if withBurst {
+					if err := in.DB.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&burstFrom); err != nil {
+						b.Fatal(err)
+					}
 					go burst(stop)
 					time.Sleep(500 * time.Millisecond) // the burst under way
 				}
@@ -270,6 +274,24 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 				due := benchutil.SendPaced(n, pageRate, 4*pageRate, sendPage(ids)).Due
 				cpu := in.CPU().Sub(cpu0)
 				close(stop)
+				if withBurst {
+					// The EHR's side of putting pages first: how long its
+					// notifications took meanwhile, and how long the backlog
+					// took to clear once the burst stopped.
+					stopped := time.Now()
+					for deadline := stopped.Add(30 * time.Second); pending() > 0 && time.Now().Before(deadline); {
+						time.Sleep(10 * time.Millisecond)
+					}
+					drained = append(drained, time.Since(stopped))
+					rows, _ := in.DB.Pool.Query(ctx, `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL AND received_at >= $1`, burstFrom)
+					ds, err := pgx.CollectRows(rows, pgx.RowTo[time.Duration])
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, d := range ds {
+						ehrLat.Add(d)
+					}
+				}
 				deadline := time.Now().Add(10 * time.Second)
 				for notices.Count(ids) < n && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
@@ -291,8 +313,19 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 			b.ReportMetric(benchutil.Ms(lat.Quantile(0.5)), "notify-p50-ms")
 			b.ReportMetric(benchutil.Ms(lat.Quantile(0.99)), "notify-p99-ms")
 			b.ReportMetric(float64(missing), "missing")
+			if withBurst {
+				b.ReportMetric(benchutil.Ms(ehrLat.Quantile(0.5)), "ehr-thread-p50-ms")
+				b.ReportMetric(benchutil.Ms(ehrLat.Quantile(0.99)), "ehr-thread-p99-ms")
+				b.ReportMetric(slices.Max(drained).Seconds(), "ehr-drain-s")
+			}
 		})
 	}
+}
+
+// unprocessed is how many notifications db holds not yet processed.
+func unprocessed(db *pgxpool.Pool) (n int) {
+	db.QueryRow(context.Background(), `SELECT count(*) FROM fhir_notifications WHERE processed_at IS NULL`).Scan(&n) //nolint:errcheck
+	return n
 }
 
 // drain reads resp's body to its end before closing it, as an EHR's HTTP
