@@ -28,7 +28,7 @@ test:
 	url="$${CALLROOM_TEST_DATABASE_URL:-$$(scripts/postgres.sh test)}"; \
 	export CALLROOM_TEST_DATABASE_URL="$$url"; \
 	$(GO) vet ./...; \
-	$(GO) test -count=1 -timeout 9m ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
 	@scripts/vulncheck.sh
 	@$(MAKE) -s fuzz FUZZTIME=3s
 
