@@ -52,12 +52,16 @@ vulncheck:
 # so that they do not load the machine for each other; compare medians.
 # About 30-40 minutes: the response-time report and patient-chart benchmarks
 # load 1,000,000 rows on every run. EscalationLatenessSpread is skipped (see its comment).
+# BENCH picks benchmarks by name, as go test -bench does, e.g.
+# make bench BENCH=PageToNotify BENCH_COUNT=1.
+BENCH ?= .
 bench:
+	@scripts/test-deps.sh
 	@set -e; \
 	url="$${CALLROOM_BENCH_DATABASE_URL:-$$(scripts/postgres.sh bench)}"; \
 	export CALLROOM_TEST_DATABASE_URL="$$url"; \
 	echo "bench: $$(nproc) CPUs ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
-	$(GO) test -p 1 -run '^$$' -bench . -skip 'EscalationLatenessSpread' -benchtime 2s \
+	$(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -skip 'EscalationLatenessSpread' -benchtime 2s \
 		-count $${BENCH_COUNT:-3} -timeout 90m ./...
 
 vet:
