@@ -315,6 +315,13 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			} else {
 				// One by one, each under its own savepoint, so that the
 				// one that failed is told apart and the others are done.
+				s.observe().FHIR("batch", "one_by_one")
+				if errors.Is(err, pg.ErrLockstep) {
+					// Not the notifications' fault: code run in lockstep
+					// used the transaction directly, and every batch it is
+					// in pays for it (see docs/ARCHITECTURE.md).
+					s.log.Error("fhir batch applied one by one: a change used its transaction directly in lockstep", "notifications", len(todo))
+				}
 				if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT batch`); err != nil {
 					return err
 				}

@@ -206,6 +206,11 @@ func TestBurstIsProcessedInBatches(t *testing.T) {
 	if v, _ := apitest.Sample(apitest.Scrape(t, e.in.MetricsURL), "callroom_fhir_operations_total", `operation="processing",outcome="failed"`); v == "" || v == "0" {
 		t.Errorf("failed attempts counted: %q", v)
 	}
+	// The poisoned notification's batch was applied together, failed, and
+	// was applied again one by one: counted, so that an operator sees it.
+	if v, _ := apitest.Sample(apitest.Scrape(t, e.in.MetricsURL), "callroom_fhir_operations_total", `operation="batch",outcome="one_by_one"`); v == "" || v == "0" {
+		t.Errorf("batches applied one by one counted: %q", v)
+	}
 }
 
 // metric checks the value of a series (name, then labels it contains) at

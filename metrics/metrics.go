@@ -152,8 +152,9 @@ func (m *Metrics) StreamOpened() (closed func()) {
 
 // FHIR counts a FHIR operation: operation is "notification" (received from
 // the EHR: accepted, duplicate, rejected, error), "processing" (applied to
-// threads: applied, failed, given_up) or "write_back" (sent to it: ok,
-// failed). It implements fhir.Observer.
+// threads: applied, failed, given_up), "batch" (one_by_one: applying a
+// batch together failed) or "write_back" (sent to it: ok, failed). It
+// implements fhir.Observer.
 func (m *Metrics) FHIR(operation, outcome string) {
 	if m == nil {
 		return
