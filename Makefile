@@ -50,8 +50,9 @@ vulncheck:
 # What each figure is, its target and the last results: docs/PERFORMANCE.md.
 # Every benchmark runs BENCH_COUNT (3) times, one package at a time (-p 1)
 # so that they do not load the machine for each other; compare medians.
-# About 30-40 minutes: the response-time report and patient-chart benchmarks
-# load 1,000,000 rows on every run. EscalationLatenessSpread is skipped (see its comment).
+# About 20 minutes on the 2-core machine of docs/PERFORMANCE.md (one pass,
+# BENCH_COUNT=1: 6 min 15 s); the response-time report and patient-chart
+# benchmarks load 1,000,000 rows on every run. EscalationLatenessSpread is skipped (see its comment).
 # BENCH picks benchmarks by name, as go test -bench does, e.g.
 # make bench BENCH=PageToNotify BENCH_COUNT=1.
 BENCH ?= .
