@@ -280,6 +280,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	dctx, published := events.Defer(ctx)
 	dctx, patients := gatherPatientReads(dctx)
 	var gaveUp []uuid.UUID
+	var oneByOne bool // applying the batch together failed
 	err = pg.InTx(ctx, s.db, func(tx pgx.Tx) error {
 		var mine []uuid.UUID
 		if len(ids) > 0 {
@@ -315,7 +316,7 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 			} else {
 				// One by one, each under its own savepoint, so that the
 				// one that failed is told apart and the others are done.
-				s.observe().FHIR("batch", "one_by_one")
+				oneByOne = true
 				if errors.Is(err, pg.ErrLockstep) {
 					// Not the notifications' fault: code run in lockstep
 					// used the transaction directly, and every batch it is
@@ -376,6 +377,9 @@ func (s *Store) processBatch(ctx context.Context, sub Subscription, batch []stor
 	if err != nil {
 		s.release(batch)
 		return err
+	}
+	if oneByOne {
+		s.observe().FHIR("batch", "one_by_one")
 	}
 	for range done {
 		s.observe().FHIR("processing", "applied")
