@@ -58,7 +58,7 @@ func benchNotifications(b *testing.B, mrns bool) {
 			enc := encounter(fmt.Sprintf("Patient/bench-%s-%d", run, i), "in-progress", "IMP", pracRef)
 			enc["id"] = fmt.Sprintf("bench-%s-%d", run, i)
 			if mrns {
-				enc["subject"].(map[string]any)["identifier"] = map[string]any{"system": "urn:oid:2.16.840.1.113883.3.1", "value": fmt.Sprintf("MRN-%s-%d", run, i)}
+				withMRN(enc, fmt.Sprintf("MRN-%s-%d", run, i))
 			}
 			body, _ := json.Marshal(enc)
 			req, _ := http.NewRequest("POST", in.URL+"/fhir/hooks/enc", bytes.NewReader(body))
@@ -99,14 +99,14 @@ func benchNotifications(b *testing.B, mrns bool) {
 	offered := time.Since(start)
 	// Processing keeps up if it finishes soon after the last notification.
 	deadline := time.Now().Add(30 * time.Second)
-	unprocessed := pending()
-	for unprocessed > 0 && time.Now().Before(deadline) {
+	left := pending()
+	for left > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		unprocessed = pending()
+		left = pending()
 	}
 	drained := time.Since(start) - offered
 	b.StopTimer()
-	if unprocessed > 0 {
+	if left > 0 {
 		rows, _ := in.DB.Pool.Query(context.Background(), `SELECT state || ' attempt ' || attempt || ': ' || coalesce(errors[array_length(errors, 1)]->>'error', '')
 			FROM river_job WHERE kind = 'fhir.process' AND state <> 'completed' LIMIT 5`)
 		for rows.Next() {
@@ -116,17 +116,10 @@ func benchNotifications(b *testing.B, mrns bool) {
 		}
 		rows.Close()
 	}
-	rows, err := in.DB.Pool.Query(context.Background(), `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL AND received_at >= $1`, measuredFrom)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var e2e benchutil.Latencies
-	for rows.Next() {
-		var d time.Duration
-		rows.Scan(&d) //nolint:errcheck
+	for _, d := range threadLatencies(b, in.DB.Pool, measuredFrom) {
 		e2e.Add(d)
 	}
-	rows.Close()
 	// The warm-up's, reported apart: what a service just started does.
 	var warmP99 float64
 	in.DB.Pool.QueryRow(context.Background(), `SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at))
@@ -135,7 +128,7 @@ func benchNotifications(b *testing.B, mrns bool) {
 	// and the jobs ahead), then applied in a batch. claimed_until stays
 	// claimFor (30 s) after the claim that processed the notification.
 	var claimWait, apply benchutil.Latencies
-	rows, err = in.DB.Pool.Query(context.Background(), `SELECT claimed_until - interval '30 seconds' - received_at, processed_at - (claimed_until - interval '30 seconds')
+	rows, err := in.DB.Pool.Query(context.Background(), `SELECT claimed_until - interval '30 seconds' - received_at, processed_at - (claimed_until - interval '30 seconds')
 		FROM fhir_notifications WHERE processed_at IS NOT NULL AND claimed_until IS NOT NULL AND received_at >= $1`, measuredFrom)
 	if err != nil {
 		b.Fatal(err)
@@ -174,7 +167,7 @@ func benchNotifications(b *testing.B, mrns bool) {
 	b.ReportMetric(benchutil.Ms(e2e.Quantile(0.99)), "thread-p99-ms")
 	b.ReportMetric(warmP99*1000, "warm-up-thread-p99-ms")
 	b.ReportMetric(float64(sent.Fails), "failed")
-	b.ReportMetric(float64(unprocessed), "unprocessed")
+	b.ReportMetric(float64(left), "unprocessed")
 	b.ReportMetric(drained.Seconds(), "drain-s")
 }
 
@@ -283,12 +276,7 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 						time.Sleep(10 * time.Millisecond)
 					}
 					drained = append(drained, time.Since(stopped))
-					rows, _ := in.DB.Pool.Query(ctx, `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL AND received_at >= $1`, burstFrom)
-					ds, err := pgx.CollectRows(rows, pgx.RowTo[time.Duration])
-					if err != nil {
-						b.Fatal(err)
-					}
-					for _, d := range ds {
+					for _, d := range threadLatencies(b, in.DB.Pool, burstFrom) {
 						ehrLat.Add(d)
 					}
 				}
@@ -320,6 +308,17 @@ func BenchmarkPagingDuringEHRBurst(b *testing.B) {
 			}
 		})
 	}
+}
+
+// threadLatencies is, for each notification received since from and
+// processed, received -> patient thread updated (both PostgreSQL clock).
+func threadLatencies(b *testing.B, db *pgxpool.Pool, from time.Time) []time.Duration {
+	rows, _ := db.Query(context.Background(), `SELECT processed_at - received_at FROM fhir_notifications WHERE processed_at IS NOT NULL AND received_at >= $1`, from)
+	ds, err := pgx.CollectRows(rows, pgx.RowTo[time.Duration])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ds
 }
 
 // unprocessed is how many notifications db holds not yet processed.

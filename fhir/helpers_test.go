@@ -86,6 +86,15 @@ func encounter(patient, status, class string, practitioners ...string) map[strin
 	return e
 }
 
+// mrnSystem is the identifier system of the tests' MRNs.
+const mrnSystem = "urn:oid:2.16.840.1.113883.3.1"
+
+// withMRN gives enc's subject the patient's MRN beside its reference, as
+// some EHRs send it.
+func withMRN(enc map[string]any, mrn string) {
+	enc["subject"].(map[string]any)["identifier"] = map[string]any{"system": mrnSystem, "value": mrn}
+}
+
 // threadOf returns the patient thread of encounterRef (uuid.Nil if none),
 // whether it is archived and its current members.
 func (e *env) threadOf(patient, encounterRef string) (uuid.UUID, bool, []uuid.UUID) {

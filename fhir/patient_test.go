@@ -15,7 +15,7 @@ import (
 func TestPatientIdentifiersLinked(t *testing.T) {
 	t.Parallel()
 	e := start(t, fhir.Subscription{Name: "poll", Flavor: fhir.Poll, Criteria: "Encounter", Interval: time.Second})
-	const sys = "urn:oid:2.16.840.1.113883.3.1"
+	const sys = mrnSystem
 	withMRN := "Patient/" + e.ehr.Create(map[string]any{"resourceType": "Patient",
 		"identifier": []any{map[string]any{"system": sys, "value": "MRN-A"}, map[string]any{"value": "no system"}}})["id"].(string)
 	e.ehr.Create(encounter(withMRN, "in-progress", "IMP"))

@@ -149,18 +149,17 @@ func TestBurstRoundTrips(t *testing.T) {
 		together, mrns bool
 	}{{"together", true, false}, {"one by one", false, false}, {"together with MRNs", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			together := tc.together
 			ctx := context.Background()
 			a := startWard(t)
 			in := a.in
-			if !together {
+			if !tc.together {
 				in.Server.FHIR.ApplyOneByOne()
 			}
 			const admissions = 30
 			admit := func(patient, id string) {
 				enc := a.admission(patient, id)
 				if tc.mrns {
-					enc["subject"].(map[string]any)["identifier"] = map[string]any{"system": "urn:oid:2.16.840.1.113883.3.1", "value": "MRN-" + patient}
+					withMRN(enc, "MRN-"+patient)
 				}
 				a.send(t, enc)
 			}
@@ -195,10 +194,10 @@ func TestBurstRoundTrips(t *testing.T) {
 				return strings.HasPrefix(sql, "batch: SELECT pg_advisory_xact_lock(hashtextextended('inbox.patient:'")
 			})
 			t.Logf("%d notifications: %d round trips locking their patients\n%s", admissions+1, patientLocks, in.SQL.Top(20))
-			if together && patientLocks > admissions/2 {
+			if tc.together && patientLocks > admissions/2 {
 				t.Errorf("%d round trips locking patients for %d notifications applied together: not in lockstep", patientLocks, admissions+1)
 			}
-			if !together && patientLocks != admissions+1 {
+			if !tc.together && patientLocks != admissions+1 {
 				t.Errorf("%d round trips locking patients for %d notifications one by one", patientLocks, admissions+1)
 			}
 			var threads, members, links int
@@ -217,8 +216,8 @@ func TestBurstRoundTrips(t *testing.T) {
 			// The second encounter's MRN is already linked: no change, no
 			// second audit event.
 			var linked, audited int
-			if err := in.DB.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM patient_identifiers WHERE identifier = 'urn:oid:2.16.840.1.113883.3.1|MRN-' || substr(patient_ref, 9) AND patient_ref LIKE 'Patient/burst-%'),
-				(SELECT count(*) FROM audit_events WHERE action = 'patient.link' AND object_id LIKE 'Patient/burst-%')`).Scan(&linked, &audited); err != nil {
+			if err := in.DB.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM patient_identifiers WHERE identifier = $1 || '|MRN-' || substr(patient_ref, 9) AND patient_ref LIKE 'Patient/burst-%'),
+				(SELECT count(*) FROM audit_events WHERE action = 'patient.link' AND object_id LIKE 'Patient/burst-%')`, mrnSystem).Scan(&linked, &audited); err != nil {
 				t.Fatal(err)
 			}
 			if linked != admissions || audited != admissions {
